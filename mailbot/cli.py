@@ -1,0 +1,167 @@
+"""The `mailbot` command line: stable verbs that scripts, systemd and staff rely on.
+
+Every failure a person can fix (bad config, unreachable mailbox, refused login, database
+down) ends as one clear line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from mailbot import __version__, db
+from mailbot import config as config_module
+from mailbot.errors import DatabaseError, MailbotError
+from mailbot.logs import setup as setup_logging
+
+log = logging.getLogger("mailbot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailbot",
+        description="Watches the safer custody functional mailbox and keeps its log.",
+    )
+    parser.add_argument("--config", help="TOML configuration file (default: $MAILBOT_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+    parser.add_argument("--version", action="version", version=f"mailbot {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    run = verbs.add_parser("run", help="poll the mailbox (as a daemon, or --once)")
+    run.add_argument("--once", action="store_true", help="process the inbox once and exit")
+
+    export = verbs.add_parser("export", help="print the communications log")
+    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+
+    messages = verbs.add_parser("messages", help="every ingested message and where it went")
+    messages_verbs = messages.add_subparsers(dest="messages_verb", required=True)
+    listing = messages_verbs.add_parser("list", help="list ingested messages")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--disposition", help="only this disposition (e.g. quarantined)")
+    show = messages_verbs.add_parser("show", help="one message, with its raw bytes")
+    show.add_argument("id", type=int)
+    show.add_argument("--raw", action="store_true", help="print the raw message only")
+
+    database = verbs.add_parser("db", help="database schema")
+    database_verbs = database.add_subparsers(dest="db_verb", required=True)
+    database_verbs.add_parser("upgrade", help="create or upgrade the schema")
+
+    config_cmd = verbs.add_parser("config", help="configuration")
+    config_verbs = config_cmd.add_subparsers(dest="config_verb", required=True)
+    config_verbs.add_parser("check", help="validate the configuration file and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return _dispatch(args)
+    except MailbotError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OperationalError as exc:
+        print(f"mailbot: database error: {exc.orig}", file=sys.stderr)
+        return DatabaseError.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    config = config_module.load(args.config)
+    if args.verb == "config":
+        print(f"configuration OK: {config.source}")
+        return 0
+    engine = db.make_engine(config.database.url)
+    if args.verb == "db" or args.verb == "run":
+        db.upgrade(engine)
+        if args.verb == "db":
+            print("database schema is up to date")
+            return 0
+    sessions = db.session_factory(engine)
+    if args.verb == "run":
+        from mailbot.daemon import run_daemon, run_once
+
+        return run_once(config, sessions) if args.once else run_daemon(config, sessions)
+    if args.verb == "export":
+        return _export(sessions, args)
+    if args.verb == "messages":
+        return _messages(sessions, args)
+    raise AssertionError(args.verb)
+
+
+def _export(sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from mailbot.export import log_entries, to_csv, to_json
+
+    with sessions() as session:
+        entries = log_entries(session)
+    text = to_json(entries) if args.format == "json" else to_csv(entries)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _messages(sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from mailbot.models import Contact, StoredMessage
+
+    with sessions() as session:
+        if args.messages_verb == "show":
+            message = session.get(StoredMessage, args.id)
+            if message is None:
+                print(f"mailbot: no message {args.id}", file=sys.stderr)
+                return 1
+            if args.raw:
+                sys.stdout.buffer.write(message.raw or b"")
+                return 0
+            print(json.dumps(_message_row(message), indent=2, ensure_ascii=False))
+            return 0
+        query = select(StoredMessage).order_by(StoredMessage.id)
+        if args.disposition:
+            query = query.where(StoredMessage.disposition == args.disposition)
+        messages = session.execute(query).scalars().all()
+        references = dict(
+            session.execute(select(Contact.message_pk, Contact.reference)).tuples().all()
+        )
+        rows = [_message_row(m, references.get(m.id)) for m in messages]
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{'id':>6}  {'received (UTC)':16}  {'kind':13} {'disposition':12} {'reference':14} why")
+    for row in rows:
+        print(
+            f"{row['id']:>6}  {row['received_at'][:16].replace('T', ' '):16}  "
+            f"{row['kind']:13} {row['disposition']:12} {row['reference'] or '-':14} "
+            f"{row['reason']}"
+        )
+    return 0
+
+
+def _message_row(message, reference: str | None = None) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "id": message.id,
+        "received_at": message.received_at.isoformat(),
+        "message_id": message.message_id,
+        "kind": message.kind,
+        "verified": message.verified,
+        "disposition": message.disposition,
+        "destination": message.destination,
+        "reason": message.reason,
+        "reference": reference or (message.contact.reference if message.contact else None),
+        "size": message.size,
+        "uid": message.uid,
+        "recognition_reasons": list(message.recognition_reasons),
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

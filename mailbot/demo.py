@@ -1,0 +1,110 @@
+"""A demo of the main job on local servers: `./scripts/demo`.
+
+Starts a throwaway Dovecot seeded with the sample messages (and a few real bounces), a
+local SMTP sink and an SQLite database, runs `mailbot run --once` against them, then
+shows what happened to each message and the communications log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from mailbot.cli import main as mailbot
+from mailbot.devservers import Dovecot, SmtpSink, dovecot_available
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SAMPLES = REPO.parent / "shared" / "samples"
+DEFAULT_BOUNCES = REPO.parent / "shared" / "realworld" / "bounces"
+
+
+def write_config(root: Path, imap: Dovecot, smtp: SmtpSink) -> Path:
+    password_file = root / "imap-password"
+    password_file.write_text(imap.password + "\n")
+    path = root / "mailbot.toml"
+    path.write_text(
+        f"""# Written by the demo; see config/mailbot.example.toml for every key.
+[prison]
+name = "HMP Exampletown"
+hotline_phone = "01234 567890"
+duty_phone = "01234 567891"
+portal_url = "https://portal.example.org/hmp-exampletown"
+family_service = "Example Families Service"
+governor_address = "Governor, HMP Exampletown"
+
+[mailbox]
+host = "127.0.0.1"
+port = {imap.port}
+security = "none"
+username = "{imap.username}"
+password_file = "{password_file}"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp.port}
+security = "none"
+from_address = "safercustody.exampletown@prison.example"
+
+[database]
+url = "sqlite:///{root / 'mailbot.sqlite3'}"
+
+[state]
+directory = "{root}"
+"""
+    )
+    return path
+
+
+def run(samples: Path, keep: bool) -> int:
+    if not dovecot_available():
+        print("demo: Dovecot is not installed; run ./scripts/setup first", file=sys.stderr)
+        return 1
+    root = Path(tempfile.mkdtemp(prefix="mailbot-demo-"))
+    imap = Dovecot.start(root / "dovecot")
+    smtp = SmtpSink.start()
+    try:
+        seeded = sorted(samples.glob("*.eml"))
+        for path in seeded:
+            imap.append(path.read_bytes())
+        bounces = sorted(DEFAULT_BOUNCES.glob("*.eml"))[:3]
+        for path in bounces:
+            imap.append(path.read_bytes())
+        config = str(write_config(root, imap, smtp))
+        print(f"== seeded the demo inbox with {len(seeded)} samples and {len(bounces)} bounces")
+        print(f"== mailbot --config {config} run --once")
+        status = mailbot(["--config", config, "run", "--once"])
+        if status:
+            return status
+        print("\n== mailbot messages list: where each message went")
+        mailbot(["--config", config, "messages", "list"])
+        print("\n== mailbot export --format csv (the communications log)")
+        mailbot(["--config", config, "export", "--format", "csv"])
+        counts = imap.folder_counts("INBOX", "Processed", "Quarantine")
+        print(f"\n== mailbox folders now: {counts}")
+        print(f"== emails the SMTP sink received: {len(smtp.messages)}")
+        if keep:
+            print(f"== kept everything under {root}")
+        return 0
+    finally:
+        smtp.stop()
+        imap.stop()
+        if not keep:
+            import shutil
+
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mailbot.demo")
+    parser.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES)
+    parser.add_argument("--keep", action="store_true", help="keep the demo's files")
+    args = parser.parse_args(argv)
+    os.environ.pop("MAILBOT_CONFIG", None)
+    return run(args.samples, args.keep)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,29 @@
+"""Project errors: each says what went wrong and what to check, so the CLI can print it."""
+
+
+class MailbotError(Exception):
+    """Base class: the CLI prints these as one clear line and exits non-zero."""
+
+    exit_code = 1
+
+
+class ConfigError(MailbotError):
+    """The configuration file is missing, unreadable or has a bad key."""
+
+    exit_code = 2
+
+
+class MailboxError(MailbotError):
+    """The IMAP mailbox could not be reached or used."""
+
+    exit_code = 3
+
+
+class MailboxLoginError(MailboxError):
+    """The IMAP server refused our credentials: retrying will not help."""
+
+
+class DatabaseError(MailbotError):
+    """The database could not be reached or migrated."""
+
+    exit_code = 4

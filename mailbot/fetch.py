@@ -1,0 +1,241 @@
+"""The fetch stage: takes messages out of the inbox by UID, and moves them once recorded.
+
+It decides nothing about what a message is. It connects (retrying with backoff), makes
+sure the processed and quarantine folders exist, reads the inbox in batches bounded by
+count and bytes, and moves each message only when the caller says it is committed.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import re
+import socket
+import ssl
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
+from imap_tools.errors import ImapToolsError
+from imap_tools.errors import MailboxLoginError as ImapToolsLoginError
+
+from mailbot.config import MailboxSettings
+from mailbot.errors import MailboxError, MailboxLoginError
+from mailbot.logs import event
+
+log = logging.getLogger(__name__)
+
+# How many bytes one FETCH may bring back: keeps memory flat whatever the batch holds.
+FETCH_BYTES_PER_REQUEST = 32 * 1024 * 1024
+
+_UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+_INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
+
+# Errors that mean the connection, not our credentials, failed: worth retrying.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    socket.timeout,
+    ssl.SSLError,
+    imaplib.IMAP4.abort,
+    EOFError,
+)
+
+
+@dataclass
+class FetchedMessage:
+    uid: int
+    size: int
+    internal_date: datetime | None
+    raw: bytes  # the whole message, or only its header when too_large
+    too_large: bool = False
+
+
+def parse_internaldate(value: bytes | str) -> datetime | None:
+    """`17-Jul-1996 02:44:25 -0700` -> aware datetime (None when unreadable)."""
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+    try:
+        return datetime.strptime(text.strip(), "%d-%b-%Y %H:%M:%S %z")
+    except ValueError:
+        return None
+
+
+class Mailbox:
+    """One logged-in IMAP session on the safer custody mailbox."""
+
+    def __init__(self, settings: MailboxSettings, client: MailBox) -> None:
+        self.settings = settings
+        self.client = client
+
+    @classmethod
+    def connect(cls, settings: MailboxSettings, sleep=time.sleep) -> Mailbox:  # type: ignore[no-untyped-def]
+        """Log in, retrying connection failures with exponential backoff.
+
+        A refused login is not retried: the password will not fix itself, and repeated
+        failures can lock the account."""
+        password = settings.password()
+        attempts = max(1, settings.connect_attempts)
+        delay = 1.0
+        for attempt in range(1, attempts + 1):
+            try:
+                client = _open(settings)
+            except TRANSIENT_ERRORS as exc:
+                event(
+                    log,
+                    logging.WARNING,
+                    "mailbox_connect_failed",
+                    host=settings.host,
+                    port=settings.port,
+                    attempt=attempt,
+                    of=attempts,
+                    error=f"{exc.__class__.__name__}: {exc}",
+                )
+                if attempt == attempts:
+                    raise MailboxError(
+                        f"cannot reach the mailbox at {settings.host}:{settings.port} "
+                        f"({exc.__class__.__name__}: {exc}); check [mailbox] host, port and "
+                        f"security, and that the server is up"
+                    ) from exc
+                sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            try:
+                client.login(settings.username, password, initial_folder=None)
+            except (ImapToolsLoginError, imaplib.IMAP4.error) as exc:
+                _close_quietly(client)
+                raise MailboxLoginError(
+                    f"login refused for {settings.username} at {settings.host}:{settings.port}; "
+                    f"check [mailbox] username and password_file/password_env"
+                ) from exc
+            except TRANSIENT_ERRORS as exc:
+                _close_quietly(client)
+                if attempt == attempts:
+                    raise MailboxError(
+                        f"the mailbox at {settings.host}:{settings.port} dropped the connection "
+                        f"during login ({exc.__class__.__name__})"
+                    ) from exc
+                sleep(delay)
+                delay = min(delay * 2, 60.0)
+                continue
+            return cls(settings, client)
+        raise AssertionError("unreachable")
+
+    def __enter__(self) -> Mailbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        _close_quietly(self.client)
+
+    def ensure_folders(self, *names: str) -> None:
+        for name in names:
+            if not self.client.folder.exists(name):
+                self.client.folder.create(name)
+                event(log, logging.INFO, "mailbox_folder_created", folder=name)
+
+    def select(self, folder: str) -> int | None:
+        """Select a folder read-write and return its UIDVALIDITY."""
+        self.client.folder.set(folder)
+        status = self.client.folder.status(folder, ["UIDVALIDITY"])
+        value = status.get("UIDVALIDITY")
+        return int(value) if value is not None else None
+
+    def uids(self) -> list[int]:
+        return sorted(int(uid) for uid in self.client.uids("ALL"))
+
+    def fetch(self, uids: Sequence[int]) -> Iterator[FetchedMessage]:
+        """Yield the given messages of the selected folder, a bounded request at a time."""
+        if not uids:
+            return
+        sizes = self._sizes(uids)
+        limit = self.settings.max_message_bytes
+        large = [uid for uid in uids if sizes.get(uid, 0) > limit]
+        normal = [uid for uid in uids if uid in sizes and sizes[uid] <= limit]
+        for group in _groups_by_bytes(normal, sizes, FETCH_BYTES_PER_REQUEST):
+            yield from self._fetch_parts(group, "BODY.PEEK[]", too_large=False)
+        for uid in large:
+            yield from self._fetch_parts([uid], "BODY.PEEK[HEADER]", too_large=True)
+
+    def _sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        typ, data = self.client.client.uid("FETCH", _uid_set(uids), "(UID RFC822.SIZE)")
+        if typ != "OK":
+            raise MailboxError(f"FETCH of message sizes failed: {typ} {data!r}")
+        sizes: dict[int, int] = {}
+        for item in data:
+            line = item[0] if isinstance(item, tuple) else item
+            if not isinstance(line, bytes):
+                continue
+            uid, size = _UID.search(line), _SIZE.search(line)
+            if uid and size:
+                sizes[int(uid.group(1))] = int(size.group(1))
+        return sizes
+
+    def _fetch_parts(
+        self, uids: Sequence[int], body: str, too_large: bool
+    ) -> Iterator[FetchedMessage]:
+        typ, data = self.client.client.uid(
+            "FETCH", _uid_set(uids), f"(UID RFC822.SIZE INTERNALDATE {body})"
+        )
+        if typ != "OK":
+            raise MailboxError(f"FETCH failed: {typ} {data!r}")
+        for item in data:
+            if not isinstance(item, tuple) or len(item) < 2:
+                continue
+            meta, raw = item[0], item[1]
+            uid = _UID.search(meta)
+            if uid is None:
+                continue
+            size = _SIZE.search(meta)
+            date = _INTERNALDATE.search(meta)
+            yield FetchedMessage(
+                uid=int(uid.group(1)),
+                size=int(size.group(1)) if size else len(raw),
+                internal_date=parse_internaldate(date.group(1)) if date else None,
+                raw=bytes(raw),
+                too_large=too_large,
+            )
+
+    def move(self, uids: Iterable[int], folder: str) -> None:
+        uid_list = [str(uid) for uid in uids]
+        if uid_list:
+            self.client.move(uid_list, folder, chunks=500)
+
+
+def _open(settings: MailboxSettings) -> MailBox:
+    timeout = settings.timeout_seconds
+    if settings.security == "ssl":
+        return MailBox(settings.host, settings.port, timeout=timeout)
+    if settings.security == "starttls":
+        return MailBoxStartTls(settings.host, settings.port, timeout=timeout)
+    return MailBoxUnencrypted(settings.host, settings.port, timeout=timeout)
+
+
+def _close_quietly(client: MailBox) -> None:
+    try:
+        client.logout()
+    except (ImapToolsError, *TRANSIENT_ERRORS, imaplib.IMAP4.error):
+        pass
+
+
+def _uid_set(uids: Iterable[int]) -> str:
+    return ",".join(str(uid) for uid in uids)
+
+
+def _groups_by_bytes(
+    uids: Sequence[int], sizes: dict[int, int], max_bytes: int
+) -> Iterator[list[int]]:
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if group and total + size > max_bytes:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += size
+    if group:
+        yield group

@@ -1,0 +1,54 @@
+"""Structured logging: one line an event, `key=value` pairs that journald and grep can read.
+
+Personal details and a concern's free text never go into fields logged above DEBUG;
+events carry references, counts, UIDs and dispositions instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": getattr(record, "event", None) or record.getMessage(),
+        }
+        fields.update(getattr(record, "fields", {}))
+        if record.exc_info and record.levelno <= logging.DEBUG:
+            fields["traceback"] = self.formatException(record.exc_info)
+        elif record.exc_info and record.exc_info[0] is not None:
+            fields["error_type"] = record.exc_info[0].__name__
+        return " ".join(f"{key}={_quote(value)}" for key, value in fields.items())
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    if text == "" or any(c in text for c in ' ="\\\n\r\t'):
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+        text = text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+        return f'"{text}"'
+    return text
+
+
+def setup(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Library chatter (APScheduler job lines, Alembic) is useful only when debugging.
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def event(logger: logging.Logger, level: int, name: str, **fields: Any) -> None:
+    """Log one event: `event(log, logging.INFO, "message_recorded", uid=4, kind="bounce")`."""
+    if logger.isEnabledFor(level):
+        logger.log(level, name, extra={"event": name, "fields": fields})

@@ -1,0 +1,166 @@
+"""The communications log's tables, as SQLAlchemy 2.x typed models.
+
+`StoredMessage` keeps every message taken from the inbox (raw bytes included), whatever it
+turned out to be; `Contact` is one entry of the safer custody communications log.
+The schema itself is owned by the Alembic migrations in `mailbot/migrations`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend: stored as UTC, returned aware.
+
+    SQLite has no timezone type and would hand back naive values."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Disposition:
+    """Where a message ended up; every message ends in exactly one of these."""
+
+    LOGGED = "logged"  # became (or joined) a communications log entry
+    IGNORED = "ignored"  # automatic reply, bounce, bulk mail: kept, never answered
+    DUPLICATE = "duplicate"  # same Message-ID as a message already recorded
+    QUARANTINED = "quarantined"  # could not be read: kept for staff to look at
+
+    ALL = (LOGGED, IGNORED, DUPLICATE, QUARANTINED)
+
+
+class StoredMessage(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The crash-safety key: a message seen again after a crash has the same bytes.
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    mailbox_folder: Mapped[str] = mapped_column(String(255))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)  # IMAP: 32-bit unsigned
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime]  # IMAP INTERNALDATE, else the Date header
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    size: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    recognition_reasons: Mapped[list[str]] = mapped_column(default=list)
+    disposition: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(Text)
+    # None only when the message was too large to hold: it stays in the mailbox.
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+
+    contact: Mapped[Contact | None] = relationship(back_populates="message", uselist=False)
+
+    @property
+    def destination(self) -> str:
+        return "quarantine" if self.disposition == Disposition.QUARANTINED else "processed"
+
+
+class Contact(Base):
+    """One contact from a family member or significant other: a log entry."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    logged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(32), default="new")
+    related_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+
+    submitter_name: Mapped[str] = mapped_column(Text, default="")
+    submitter_email: Mapped[str] = mapped_column(String(320), default="", index=True)
+    submitter_email_valid: Mapped[bool] = mapped_column(Boolean, default=False)
+    submitter_phone: Mapped[str] = mapped_column(String(64), default="")
+    relationship_to_prisoner: Mapped[str] = mapped_column(Text, default="")
+    contact_preference: Mapped[str] = mapped_column(Text, default="")
+
+    prisoner_name: Mapped[str] = mapped_column(Text, default="")
+    prisoner_number: Mapped[str] = mapped_column(String(16), default="", index=True)
+    prisoner_number_as_typed: Mapped[str] = mapped_column(Text, default="")
+    prisoner_dob: Mapped[date | None] = mapped_column(Date)
+    prisoner_dob_as_typed: Mapped[str] = mapped_column(Text, default="")
+    establishment: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(Text, default="")
+
+    subject: Mapped[str] = mapped_column(Text, default="")
+    topic: Mapped[str] = mapped_column(Text, default="")
+    urgency_choice: Mapped[str] = mapped_column(Text, default="")
+    concern_text: Mapped[str] = mapped_column(Text, default="")
+    consent_tell_prisoner: Mapped[str] = mapped_column(Text, default="")
+    consent_understood: Mapped[str] = mapped_column(Text, default="")
+    portal_reference: Mapped[str] = mapped_column(String(64), default="")
+    submitted_at: Mapped[datetime | None]
+    flags: Mapped[list[str]] = mapped_column(default=list)
+    problems: Mapped[list[str]] = mapped_column(default=list)
+
+    message: Mapped[StoredMessage] = relationship(back_populates="contact")
+    related_contact: Mapped[Contact | None] = relationship(remote_side=[id])
+
+
+class ReferenceCounter(Base):
+    """The last reference number handed out per year (SC-2026-00042)."""
+
+    __tablename__ = "reference_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MailboxState(Base):
+    """Per folder: the UIDVALIDITY we last saw, and how the last poll went."""
+
+    __tablename__ = "mailbox_state"
+
+    folder: Mapped[str] = mapped_column(String(255), primary_key=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)  # IMAP: 32-bit unsigned
+    last_poll_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]

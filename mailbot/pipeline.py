@@ -1,0 +1,371 @@
+"""The pipeline: takes every message out of the inbox and decides where each one ends up.
+
+fetch (IMAP, by UID) -> examine (recognise, then parse; pure) -> store (one commit per
+batch) -> move (Processed or Quarantine). A message is moved only after what was learned
+from it is committed, so a crash at any point leaves it in the inbox or recorded, never
+lost; bytes seen again after a crash are recognised and not recorded twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.concern import Flag, FormParseError, ParsedContact, Source, Submitter
+from mailbot.config import Config
+from mailbot.fetch import FetchedMessage, Mailbox
+from mailbot.logs import event
+from mailbot.models import Disposition, MailboxState, StoredMessage, utcnow
+from mailbot.parsers.direct_email import parse_direct_email
+from mailbot.parsers.mime import read_message
+from mailbot.parsers.portal_form import parse_portal_form
+from mailbot.recognise import MessageKind, Recognition, recognise
+from mailbot.store import Examined, record, recorded_by_hash, recorded_by_message_id
+
+log = logging.getLogger(__name__)
+
+AUTOMATIC_KINDS = {MessageKind.AUTO_REPLY, MessageKind.BOUNCE, MessageKind.BULK}
+
+
+@dataclass
+class RunSummary:
+    fetched: int = 0
+    already_recorded: int = 0
+    dispositions: dict[str, int] = field(default_factory=dict)
+    moved_to_processed: int = 0
+    moved_to_quarantine: int = 0
+    new_references: list[str] = field(default_factory=list)
+
+    def count(self, disposition: str) -> None:
+        self.dispositions[disposition] = self.dispositions.get(disposition, 0) + 1
+
+
+def examine(raw: bytes, config: Config, *, too_large: bool = False) -> Examined:
+    """Recognise and parse one message. Pure, and never raises: whatever goes wrong
+    becomes a quarantine disposition with its reason, keeping what could be read."""
+    try:
+        msg = read_message(raw)
+        recognition = recognise(msg, config)
+    except Exception as exc:  # noqa: BLE001 - any failure must quarantine, not stop the run
+        return Examined(
+            kind=MessageKind.MALFORMED,
+            verified=False,
+            disposition=Disposition.QUARANTINED,
+            reason=f"could not be read as an email ({exc.__class__.__name__})",
+        )
+    examined = Examined(
+        kind=str(recognition.kind),
+        verified=recognition.verified,
+        disposition=Disposition.LOGGED,
+        reason="",
+        message_id=recognition.message_id,
+        sender=recognition.sender,
+        subject=_header(msg, "Subject"),
+        date_header=_date_header(msg),
+        recognition_reasons=list(recognition.reasons),
+        our_reference=recognition.our_reference,
+    )
+    if recognition.kind == MessageKind.MALFORMED:
+        examined.disposition = Disposition.QUARANTINED
+        examined.reason = "; ".join(recognition.reasons) or "not a readable email"
+        return examined
+    if recognition.kind in AUTOMATIC_KINDS:
+        examined.disposition = Disposition.IGNORED
+        examined.reason = f"{recognition.kind}: " + "; ".join(recognition.reasons)
+        return examined
+
+    examined.contact, problem = _parse_contact(msg, recognition, config)
+    if too_large:
+        examined.contact.flag(Flag.NEEDS_REVIEW)
+        problem = problem or (
+            f"larger than mailbox.max_message_bytes ({config.mailbox.max_message_bytes}); "
+            "only the header was read, the whole message is in the quarantine folder"
+        )
+        examined.contact.problems.append(problem)
+    if problem:
+        examined.disposition = Disposition.QUARANTINED
+        examined.reason = problem
+    else:
+        examined.reason = _logged_reason(recognition)
+    return examined
+
+
+def _parse_contact(
+    msg: EmailMessage, recognition: Recognition, config: Config
+) -> tuple[ParsedContact, str]:
+    """The log entry for a family's contact, and a problem that sends it to quarantine."""
+    try:
+        if recognition.kind == MessageKind.PORTAL_FORM:
+            try:
+                contact = parse_portal_form(msg, config)
+            except FormParseError as exc:
+                # Still logged, so the clock runs and staff see it: the text may hold a
+                # real concern even when the form's structure is broken.
+                contact = parse_direct_email(msg, config)
+                contact.source = Source.PORTAL_FORM
+                contact.flag(Flag.NEEDS_REVIEW)
+                contact.problems.append(f"portal form could not be read: {exc}")
+                _mark_unverified(contact, recognition)
+                return contact, f"portal form could not be read: {exc}"
+            _mark_unverified(contact, recognition)
+            return contact, ""
+        contact = parse_direct_email(msg, config)
+    except Exception as exc:  # noqa: BLE001
+        contact = ParsedContact(
+            source=Source.DIRECT_EMAIL,
+            submitter=Submitter(email=recognition.sender or ""),
+            subject=_header(msg, "Subject") or "",
+        )
+        contact.flag(Flag.NEEDS_REVIEW)
+        problem = f"could not be parsed ({exc.__class__.__name__})"
+        contact.problems.append(problem)
+        return contact, problem
+    if recognition.kind == MessageKind.REPLY:
+        contact.flag(Flag.REPLY_TO_US)
+    if recognition.sender and recognition.sender.lower() in config.own_addresses:
+        contact.flag(Flag.FROM_OUR_DOMAIN)
+        contact.flag(Flag.NEEDS_REVIEW)
+    return contact, ""
+
+
+def _mark_unverified(contact: ParsedContact, recognition: Recognition) -> None:
+    if not recognition.verified:
+        contact.flag(Flag.UNVERIFIED_SENDER)
+
+
+def _logged_reason(recognition: Recognition) -> str:
+    if recognition.kind == MessageKind.PORTAL_FORM:
+        return "portal form" if recognition.verified else "portal form look-alike, unverified"
+    if recognition.kind == MessageKind.REPLY:
+        return "reply to one of our emails"
+    return "direct email"
+
+
+def _header(msg: EmailMessage, name: str) -> str | None:
+    try:
+        value = msg.get(name)
+        return None if value is None else str(value)
+    except Exception:  # noqa: BLE001 - a malformed header must not stop the message
+        return None
+
+
+def _date_header(msg: EmailMessage) -> datetime | None:
+    value = _header(msg, "Date")
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _body_bytes(raw: bytes | None) -> bytes | None:
+    if raw is None:
+        return None
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        head, found, body = raw.partition(separator)
+        if found:
+            return body
+    return b""
+
+
+class Pipeline:
+    """One pass over the inbox: what `run --once` and each scheduled poll do."""
+
+    def __init__(
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        *,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.after_commit = after_commit or _failpoint_from_environment()
+
+    def run_once(self) -> RunSummary:
+        settings = self.config.mailbox
+        summary = RunSummary()
+        started = utcnow()
+        try:
+            with Mailbox.connect(settings) as mailbox:
+                mailbox.ensure_folders(settings.processed_folder, settings.quarantine_folder)
+                uidvalidity = mailbox.select(settings.inbox)
+                self._note_uidvalidity(uidvalidity)
+                uids = mailbox.uids()
+                for start in range(0, len(uids), settings.batch_size):
+                    batch = uids[start : start + settings.batch_size]
+                    self._process_batch(mailbox, batch, uidvalidity, summary)
+        except Exception as exc:
+            self._note_poll(started, error=f"{exc.__class__.__name__}: {exc}")
+            raise
+        self._note_poll(started, error=None)
+        event(
+            log,
+            logging.INFO,
+            "poll_finished",
+            fetched=summary.fetched,
+            already_recorded=summary.already_recorded,
+            processed=summary.moved_to_processed,
+            quarantined=summary.moved_to_quarantine,
+            **{f"disposition_{k}": v for k, v in sorted(summary.dispositions.items())},
+        )
+        return summary
+
+    def _process_batch(
+        self,
+        mailbox: Mailbox,
+        uids: list[int],
+        uidvalidity: int | None,
+        summary: RunSummary,
+    ) -> None:
+        settings = self.config.mailbox
+        fetched = list(mailbox.fetch(uids))
+        summary.fetched += len(fetched)
+        destinations: dict[str, list[int]] = {"processed": [], "quarantine": []}
+        with self.sessions() as session:
+            hashes = {f.uid: hashlib.sha256(f.raw).hexdigest() for f in fetched}
+            known = recorded_by_hash(session, hashes.values())
+            for item in fetched:
+                sha = hashes[item.uid]
+                if item.too_large:
+                    # Only the header was read: key on it plus the size the server gave.
+                    sha = hashlib.sha256(item.raw + str(item.size).encode()).hexdigest()
+                    hashes[item.uid] = sha
+                    known.update(recorded_by_hash(session, [sha]))
+                if sha in known:
+                    summary.already_recorded += 1
+                    destinations[known[sha].destination].append(item.uid)
+                    event(log, logging.INFO, "message_seen_again", uid=item.uid,
+                          message=known[sha].id, disposition=known[sha].disposition)
+                    continue
+                stored = self._store_one(session, item, sha, uidvalidity, summary)
+                if stored is None:
+                    continue  # could not even be recorded: stays in the inbox, logged
+                known[sha] = stored
+                destinations[stored.destination].append(item.uid)
+            session.commit()
+        if self.after_commit is not None:
+            self.after_commit()
+        mailbox.move(destinations["processed"], settings.processed_folder)
+        mailbox.move(destinations["quarantine"], settings.quarantine_folder)
+        summary.moved_to_processed += len(destinations["processed"])
+        summary.moved_to_quarantine += len(destinations["quarantine"])
+
+    def _store_one(
+        self,
+        session: Session,
+        item: FetchedMessage,
+        sha: str,
+        uidvalidity: int | None,
+        summary: RunSummary,
+    ) -> StoredMessage | None:
+        examined = examine(item.raw, self.config, too_large=item.too_large)
+        received_at = item.internal_date or examined.date_header or utcnow()
+        duplicate_of = None
+        if examined.message_id:
+            earlier = recorded_by_message_id(session, [examined.message_id]).get(
+                examined.message_id
+            )
+            # A second delivery has the same body; a different body under a reused
+            # Message-ID is a different message and must not be hidden as a duplicate.
+            if earlier is not None and _body_bytes(earlier.raw) == _body_bytes(item.raw):
+                duplicate_of = earlier
+        location = {
+            "raw": item.raw,
+            "sha256": sha,
+            "size": item.size,
+            "folder": self.config.mailbox.inbox,
+            "uidvalidity": uidvalidity,
+            "uid": item.uid,
+            "received_at": received_at,
+        }
+        try:
+            with session.begin_nested():
+                stored = record(session, examined, duplicate_of=duplicate_of, **location)
+        except Exception as exc:
+            error = f"{exc.__class__.__name__}: {exc}"[:500]
+            event(log, logging.ERROR, "message_not_recorded", uid=item.uid, error=error)
+            log.debug("message_not_recorded traceback", exc_info=True)
+            # Keep the bytes and quarantine them rather than retry forever.
+            fallback = Examined(
+                kind=examined.kind,
+                verified=examined.verified,
+                disposition=Disposition.QUARANTINED,
+                reason=f"could not be stored ({exc.__class__.__name__})",
+                message_id=None,
+            )
+            try:
+                with session.begin_nested():
+                    stored = record(session, fallback, **location)
+            except Exception:  # noqa: BLE001 - leave it in the inbox, already logged
+                log.debug("quarantine record failed too", exc_info=True)
+                return None
+        summary.count(stored.disposition)
+        reference = stored.contact.reference if stored.contact else None
+        if reference:
+            summary.new_references.append(reference)
+        event(
+            log,
+            logging.WARNING if stored.disposition == Disposition.QUARANTINED else logging.INFO,
+            "message_recorded",
+            uid=item.uid,
+            message=stored.id,
+            kind=stored.kind,
+            verified=stored.verified,
+            disposition=stored.disposition,
+            reference=reference or "-",
+            flags=",".join(stored.contact.flags) if stored.contact else "-",
+        )
+        return stored
+
+    def _note_uidvalidity(self, uidvalidity: int | None) -> None:
+        folder = self.config.mailbox.inbox
+        with self.sessions() as session:
+            state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+            if state.uidvalidity is not None and state.uidvalidity != uidvalidity:
+                # UIDs were reset: harmless here (identity is the bytes' hash), but an
+                # admin should know the mailbox was rebuilt or restored.
+                event(log, logging.WARNING, "uidvalidity_changed", folder=folder,
+                      previous=state.uidvalidity, current=uidvalidity)
+            state.uidvalidity = uidvalidity
+            session.add(state)
+            session.commit()
+
+    def _note_poll(self, started: datetime, error: str | None) -> None:
+        folder = self.config.mailbox.inbox
+        try:
+            with self.sessions() as session:
+                state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+                state.last_poll_at = started
+                if error is None:
+                    state.last_success_at = utcnow()
+                else:
+                    state.last_error = error[:2000]
+                    state.last_error_at = utcnow()
+                session.add(state)
+                session.commit()
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            log.debug("could not record poll state", exc_info=True)
+
+
+def _failpoint_from_environment() -> Callable[[], None] | None:
+    """`MAILBOT_FAILPOINT=kill_after_commit` dies by SIGKILL after the first commit and
+    before the move: how the tests prove the crash-safe order holds."""
+    if os.environ.get("MAILBOT_FAILPOINT") != "kill_after_commit":
+        return None
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return die

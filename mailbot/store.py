@@ -1,0 +1,170 @@
+"""The store stage: writes what was learned from a message into the communications log.
+
+It decides only identity: whether these bytes were recorded before (a message seen again
+after a crash), whether a Message-ID was already logged (a second delivery), and which
+reference a new log entry gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailbot.concern import ParsedContact
+from mailbot.models import Contact, Disposition, ReferenceCounter, StoredMessage
+
+REFERENCE_PREFIX = "SC"
+
+
+@dataclass
+class Examined:
+    """Everything the pure stages learned about one message, ready to be stored."""
+
+    kind: str
+    verified: bool
+    disposition: str
+    reason: str
+    message_id: str | None = None
+    sender: str | None = None
+    subject: str | None = None
+    date_header: datetime | None = None
+    recognition_reasons: list[str] = field(default_factory=list)
+    contact: ParsedContact | None = None
+    our_reference: str | None = None  # a reply naming one of our references
+
+
+def format_reference(year: int, number: int) -> str:
+    return f"{REFERENCE_PREFIX}-{year}-{number:05d}"
+
+
+def allocate_reference(session: Session, year: int) -> str:
+    """Next reference for the year; row-locked on PostgreSQL, serialised by SQLite."""
+    counter = session.execute(
+        select(ReferenceCounter).where(ReferenceCounter.year == year).with_for_update()
+    ).scalar_one_or_none()
+    if counter is None:
+        counter = ReferenceCounter(year=year, last_number=0)
+        session.add(counter)
+        session.flush()
+    session.execute(
+        update(ReferenceCounter)
+        .where(ReferenceCounter.year == year)
+        .values(last_number=ReferenceCounter.last_number + 1)
+    )
+    session.refresh(counter)
+    return format_reference(year, counter.last_number)
+
+
+def recorded_by_hash(session: Session, hashes: Iterable[str]) -> dict[str, StoredMessage]:
+    hashes = list(hashes)
+    if not hashes:
+        return {}
+    rows = session.execute(select(StoredMessage).where(StoredMessage.sha256.in_(hashes)))
+    return {message.sha256: message for message in rows.scalars()}
+
+
+def recorded_by_message_id(
+    session: Session, message_ids: Iterable[str | None]
+) -> dict[str, StoredMessage]:
+    ids = sorted({mid for mid in message_ids if mid})
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(StoredMessage)
+        .where(StoredMessage.message_id.in_(ids))
+        .where(StoredMessage.duplicate_of_id.is_(None))
+    )
+    return {message.message_id: message for message in rows.scalars() if message.message_id}
+
+
+def record(
+    session: Session,
+    examined: Examined,
+    *,
+    raw: bytes | None,
+    sha256: str,
+    size: int,
+    folder: str,
+    uidvalidity: int | None,
+    uid: int | None,
+    received_at: datetime,
+    duplicate_of: StoredMessage | None = None,
+) -> StoredMessage:
+    """Add one message (and its log entry, if it is a family's contact) to the session."""
+    disposition = examined.disposition
+    reason = examined.reason
+    if duplicate_of is not None:
+        disposition = Disposition.DUPLICATE
+        reason = f"same Message-ID as message {duplicate_of.id}, recorded before"
+    message = StoredMessage(
+        sha256=sha256,
+        message_id=(examined.message_id or None) and examined.message_id[:998],
+        mailbox_folder=folder,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        received_at=received_at,
+        size=size,
+        kind=examined.kind,
+        verified=examined.verified,
+        recognition_reasons=list(examined.recognition_reasons),
+        disposition=disposition,
+        reason=reason,
+        sender=(examined.sender or None) and examined.sender[:320],
+        subject=examined.subject,
+        raw=raw,
+        duplicate_of_id=duplicate_of.id if duplicate_of is not None else None,
+    )
+    session.add(message)
+    session.flush()
+    if examined.contact is not None and duplicate_of is None:
+        session.add(_contact_row(session, message, examined, received_at))
+        session.flush()
+    return message
+
+
+def _contact_row(
+    session: Session, message: StoredMessage, examined: Examined, received_at: datetime
+) -> Contact:
+    parsed = examined.contact
+    assert parsed is not None
+    related_id = None
+    if examined.our_reference:
+        related_id = session.execute(
+            select(Contact.id).where(Contact.reference == examined.our_reference)
+        ).scalar_one_or_none()
+    return Contact(
+        reference=allocate_reference(session, received_at.year),
+        message_pk=message.id,
+        source=str(parsed.source),
+        verified=examined.verified,
+        received_at=received_at,
+        status="new",
+        related_contact_id=related_id,
+        submitter_name=parsed.submitter.name,
+        submitter_email=parsed.submitter.email[:320],
+        submitter_email_valid=parsed.submitter.email_valid,
+        submitter_phone=parsed.submitter.phone[:64],
+        relationship_to_prisoner=parsed.submitter.relationship,
+        contact_preference=parsed.submitter.contact_preference,
+        prisoner_name=parsed.prisoner.name,
+        prisoner_number=parsed.prisoner.number[:16],
+        prisoner_number_as_typed=parsed.prisoner.number_as_typed,
+        prisoner_dob=parsed.prisoner.dob,
+        prisoner_dob_as_typed=parsed.prisoner.dob_as_typed,
+        establishment=parsed.prisoner.establishment,
+        location=parsed.prisoner.location,
+        subject=parsed.subject,
+        topic=parsed.topic,
+        urgency_choice=parsed.urgency_choice,
+        concern_text=parsed.concern_text,
+        consent_tell_prisoner=parsed.consent_tell_prisoner,
+        consent_understood=parsed.consent_understood,
+        portal_reference=parsed.portal_reference[:64],
+        submitted_at=parsed.submitted_at,
+        flags=[str(flag) for flag in parsed.flags],
+        problems=list(parsed.problems),
+    )

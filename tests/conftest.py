@@ -1,0 +1,156 @@
+"""Fixtures that start real servers: Dovecot (IMAP), aiosmtpd (SMTP) and PostgreSQL
+databases, each on loopback and thrown away after the test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbot import config as config_module
+from mailbot.devservers import Dovecot, SmtpSink, dovecot_available
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+SAMPLES = SHARED / "samples"
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def sample_bytes(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes()
+
+
+@pytest.fixture
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+    if not dovecot_available():
+        pytest.skip("Dovecot is not installed: run ./scripts/test, which installs it")
+    server = Dovecot.start(tmp_path_factory.mktemp("dovecot"))
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink.start()
+    yield sink
+    sink.stop()
+
+
+def _postgres_database() -> Iterator[str]:
+    try:
+        import psycopg
+
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({exc.__class__.__name__})")
+    name = f"mailbot_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
+    else:
+        yield from _postgres_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
+
+
+def config_text(
+    *,
+    imap_port: int,
+    username: str,
+    password_file: Path,
+    database_url: str,
+    state_dir: Path,
+    smtp_port: int = 2525,
+    extra: str = "",
+    mailbox_extra: str = "",
+) -> str:
+    return f"""
+[prison]
+name = "HMP Exampletown"
+hotline_phone = "01234 567890"
+duty_phone = "01234 567891"
+portal_url = "https://portal.example.org/hmp-exampletown"
+family_service = "Example Families Service"
+governor_address = "Governor, HMP Exampletown"
+
+[mailbox]
+host = "127.0.0.1"
+port = {imap_port}
+security = "none"
+username = "{username}"
+password_file = "{password_file}"
+poll_interval_seconds = 1
+connect_attempts = 2
+{mailbox_extra}
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from_address = "safercustody.exampletown@prison.example"
+
+[database]
+url = "{database_url}"
+
+[state]
+directory = "{state_dir}"
+{extra}
+"""
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, dovecot: Dovecot):  # type: ignore[no-untyped-def]
+    """Write a config file pointing at the test Dovecot; returns (path, Config)."""
+
+    def make(  # type: ignore[no-untyped-def]
+        database_url: str | None = None,
+        smtp_port: int = 2525,
+        extra: str = "",
+        mailbox_extra: str = "",
+    ):
+        password_file = tmp_path / "imap-password"
+        password_file.write_text(dovecot.password + "\n")
+        path = tmp_path / "mailbot.toml"
+        path.write_text(
+            config_text(
+                imap_port=dovecot.port,
+                username=dovecot.username,
+                password_file=password_file,
+                database_url=database_url or f"sqlite:///{tmp_path / 'mailbot.sqlite3'}",
+                state_dir=tmp_path / "state",
+                smtp_port=smtp_port,
+                extra=extra,
+                mailbox_extra=mailbox_extra,
+            )
+        )
+        return path, config_module.load(path)
+
+    return make
+
+
+@pytest.fixture
+def offline_config(tmp_path: Path) -> config_module.Config:
+    """A valid Config for pure tests: nothing it names is contacted."""
+    return config_module.from_dict(
+        {
+            "prison": {"name": "HMP Exampletown"},
+            "mailbox": {"host": "localhost", "username": "u", "password_env": "UNUSED"},
+            "smtp": {"host": "localhost", "from_address": "safercustody@prison.example"},
+            "state": {"directory": str(tmp_path)},
+        }
+    )
