@@ -130,7 +130,7 @@ def _messages(sessions, args: argparse.Namespace) -> int:  # type: ignore[no-unt
             query = query.where(StoredMessage.disposition == args.disposition)
         messages = session.execute(query).scalars().all()
         references = dict(
-            session.execute(select(Contact.message_pk, Contact.reference)).tuples().all()
+            (pk, ref) for pk, ref in session.execute(select(Contact.message_pk, Contact.reference))
         )
         rows = [_message_row(m, references.get(m.id)) for m in messages]
     if args.json:

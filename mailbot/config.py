@@ -66,6 +66,7 @@ class MailboxSettings:
     inbox: str = "INBOX"
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
+    sent_folder: str = "Sent"  # where a copy of every email mailbot sends is kept
     poll_interval_seconds: int = 60
     batch_size: int = 200
     # Larger messages are moved to quarantine unread: holding them in memory would let
@@ -110,6 +111,31 @@ class PortalSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Who hears about urgent contacts. Alerts go to staff addresses only."""
+
+    safety_team: tuple[str, ...] = ()
+    urgent: tuple[str, ...] = ()
+    # The concern's own words stay out of alert emails unless the prison opts in.
+    include_text: bool = False
+
+
+@dataclass(frozen=True)
+class ReplySettings:
+    send_signposting: bool = True
+    # At most one automatic reply per recipient in this window: two mail robots must
+    # never answer each other in a loop.
+    auto_reply_window_hours: int = 24
+    template_override_dir: str | None = None
+    max_send_attempts: int = 8
+
+
+@dataclass(frozen=True)
+class TriageSettings:
+    rules_file: str | None = None  # an admin's extended copy of mailbot/data/triage.toml
+
+
+@dataclass(frozen=True)
 class Config:
     prison: PrisonSettings
     mailbox: MailboxSettings
@@ -117,6 +143,9 @@ class Config:
     database: DatabaseSettings
     portal: PortalSettings
     state_dir: Path
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    replies: ReplySettings = field(default_factory=ReplySettings)
+    triage: TriageSettings = field(default_factory=TriageSettings)
     source: Path | None = None
 
     @property
@@ -172,6 +201,10 @@ def _section(cls: type, name: str, raw: Any, required: bool = True) -> Any:
 
 
 def _check_type(key: str, expected: str, value: Any) -> Any:
+    if expected.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, not {value!r}")
+        return value
     if expected.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key} must be a whole number, not {value!r}")
@@ -211,7 +244,9 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
-    known_sections = {"prison", "mailbox", "smtp", "database", "portal", "state"}
+    known_sections = {
+        "prison", "mailbox", "smtp", "database", "portal", "state", "alerts", "replies", "triage",
+    }
     unknown = sorted(set(raw) - known_sections)
     if unknown:
         raise ConfigError(f"unknown section [{unknown[0]}]")
@@ -248,6 +283,14 @@ def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         labels=labels,
     )
 
+    alerts = _section(AlertSettings, "alerts", raw.get("alerts"), required=False)
+    replies = _section(ReplySettings, "replies", raw.get("replies"), required=False)
+    triage = _section(TriageSettings, "triage", raw.get("triage"), required=False)
+    for key, addresses in (("safety_team", alerts.safety_team), ("urgent", alerts.urgent)):
+        for address in addresses:
+            if "@" not in address or any(c in address for c in "\r\n,;<> "):
+                raise ConfigError(f"alerts.{key}: {address!r} is not one email address")
+
     for name, settings in (("mailbox", mailbox), ("smtp", smtp)):
         if settings.security not in SECURITY_MODES:
             raise ConfigError(
@@ -278,5 +321,8 @@ def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         database=database,
         portal=portal,
         state_dir=state_dir,
+        alerts=alerts,
+        replies=replies,
+        triage=triage,
         source=source,
     )

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
+from imap_tools import AND, H, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError
 from imap_tools.errors import MailboxLoginError as ImapToolsLoginError
 
@@ -198,6 +198,14 @@ class Mailbox:
                 raw=bytes(raw),
                 too_large=too_large,
             )
+
+    def has_message_id(self, folder: str, message_id: str) -> bool:
+        """Whether `folder` holds a message with this Message-ID (selects that folder)."""
+        self.client.folder.set(folder, readonly=True)
+        return bool(self.client.uids(AND(header=H("Message-ID", message_id.strip()))))
+
+    def append(self, raw: bytes, folder: str, flags: Sequence[str] = ("\\Seen",)) -> None:
+        self.client.append(raw, folder, flag_set=list(flags))
 
     def move(self, uids: Iterable[int], folder: str) -> None:
         uid_list = [str(uid) for uid in uids]

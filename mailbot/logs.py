@@ -44,7 +44,7 @@ def setup(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library chatter (APScheduler job lines, Alembic) is useful only when debugging.
-    for noisy in ("apscheduler", "alembic"):
+    for noisy in ("apscheduler", "alembic", "flufl.bounce"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

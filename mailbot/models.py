@@ -140,7 +140,16 @@ class Contact(Base):
     flags: Mapped[list[str]] = mapped_column(default=list)
     problems: Mapped[list[str]] = mapped_column(default=list)
 
+    # Triage: filled when the contact is logged (mailbot/triage.py).
+    is_safer_custody: Mapped[bool] = mapped_column(Boolean, default=True)
+    categories: Mapped[list[str]] = mapped_column(default=list)
+    urgency: Mapped[str] = mapped_column(String(32), default="urgent", index=True)
+    triage_reasons: Mapped[list[str]] = mapped_column(default=list)
+
     message: Mapped[StoredMessage] = relationship(back_populates="contact")
+    emails: Mapped[list[OutboxEmail]] = relationship(
+        back_populates="contact", order_by="OutboxEmail.id"
+    )
     related_contact: Mapped[Contact | None] = relationship(remote_side=[id])
 
 
@@ -164,3 +173,30 @@ class MailboxState(Base):
     last_success_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None]
+
+
+class OutboxEmail(Base):
+    """One email mailbot sends: recorded, with its Message-ID, before it is sent."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    # Automatic replies to families count towards the per-recipient rate limit.
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    sent_at: Mapped[datetime | None]
+    bounced_at: Mapped[datetime | None]
+    copy_saved: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    contact: Mapped[Contact | None] = relationship(back_populates="emails")

@@ -23,10 +23,12 @@ def sample_bytes(name: str) -> bytes:
 
 
 @pytest.fixture
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dovecot]:
+def dovecot() -> Iterator[Dovecot]:
     if not dovecot_available():
         pytest.skip("Dovecot is not installed: run ./scripts/test, which installs it")
-    server = Dovecot.start(tmp_path_factory.mktemp("dovecot"))
+    # Not under pytest's tmp_path: its parents are private to us, and Dovecot's own
+    # unprivileged processes must be able to reach the user database and mail store.
+    server = Dovecot.start()
     yield server
     server.destroy()
 

@@ -1,0 +1,170 @@
+"""Ingestion throughput: `run --once` over N generated portal forms, beside the raw rate
+at which imap-tools alone fetches the same messages from the same Dovecot.
+
+    .venv/bin/python bench/ingest.py [--forms 2000] [--database sqlite|postgresql]
+
+Prints forms per second for both, their ratio, and the peak memory of the `run --once`
+process. Figures, not assertions: compare runs on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from mailbot.devservers import Dovecot  # noqa: E402
+from tests.conftest import config_text  # noqa: E402
+
+TOPICS = ["Self-harm or suicide", "Visits", "Debt", "Property", "Mental health", "Money"]
+SENTENCES = [
+    "He rang me last night and sounded very low.",
+    "Can you tell me what time visits start on a Sunday?",
+    "She says she owes money on the wing and is scared.",
+    "Where do I send his clothes?",
+    "He has not been eating and will not leave his cell.",
+    "My PIN credit has not arrived.",
+]
+
+
+def portal_form(number: int, rng: random.Random) -> bytes:
+    text = "\n".join(rng.choice(SENTENCES) for _ in range(rng.randint(1, 6)))
+    body = f"""A new safer custody contact form has been submitted for HMP Exampletown.
+Reference: PFH-SC-20261114-{number:05d}
+
+--- About you ---
+Your name: Family Member {number}
+Your email address: family{number}@example.com
+Your telephone number: 07700 900{number % 1000:03d}
+Your relationship to the prisoner: Mother
+Would you like the prison to contact you?: Yes - by email
+
+--- About the prisoner ---
+Prisoner's full name: Prisoner {number}
+Prisoner number: a{number % 10000:04d}bc
+Prisoner's date of birth: 03/02/1998
+Prison: HMP Exampletown
+Wing / location (if known): C wing
+
+--- Your concern ---
+How urgent is your concern?: I am worried about their safety
+What is your concern about?: {rng.choice(TOPICS)}
+What is your concern?:
+{text}
+
+--- Consent ---
+Are you happy for the prison to tell the prisoner that you contacted them?: No
+Do you understand the prison may not be able to share information about the prisoner \
+with you without their consent?: Yes
+
+Submitted: 14/11/2026 21:46
+"""
+    msg = EmailMessage()
+    msg["From"] = "Prisoners' Families Helpline <safercustody-forms@portal.example.org>"
+    msg["To"] = "safercustody.exampletown@prison.example"
+    msg["Reply-To"] = f"family{number}@example.com"
+    msg["Subject"] = "Safer Custody Contact Form - HMP Exampletown"
+    msg["Date"] = "Sat, 14 Nov 2026 21:46:00 +0000"
+    msg["Message-ID"] = f"<bench-{number}-{uuid.uuid4().hex}@portal.example.org>"
+    msg["Authentication-Results"] = (
+        "mx.prison.example; dkim=pass header.d=portal.example.org; "
+        "spf=pass smtp.mailfrom=portal.example.org"
+    )
+    msg.set_content(body, cte="quoted-printable")
+    msg.add_alternative(
+        "<html><body><p>" + body.replace("\n", "<br>\n") + "</p></body></html>",
+        subtype="html",
+        cte="quoted-printable",
+    )
+    return msg.as_bytes()
+
+
+def database_url(kind: str, root: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{root / 'bench.sqlite3'}"
+    import psycopg
+
+    name = f"mailbot_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--forms", type=int, default=2000)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
+    server = Dovecot.start(root / "dovecot")
+    try:
+        rng = random.Random(42)
+        messages = [portal_form(i, rng) for i in range(args.forms)]
+        started = time.perf_counter()
+        with server.mailbox() as box:
+            for raw in messages:
+                box.append(raw, "INBOX", flag_set=())
+        append_seconds = time.perf_counter() - started
+        total_bytes = sum(len(m) for m in messages)
+
+        # The same messages fetched by imap-tools alone: the ceiling for this server.
+        started = time.perf_counter()
+        with server.mailbox() as box:
+            box.folder.set("INBOX")
+            fetched = sum(1 for _ in box.fetch(mark_seen=False, bulk=200))
+        fetch_seconds = time.perf_counter() - started
+        assert fetched == args.forms, fetched
+
+        password_file = root / "pw"
+        password_file.write_text(server.password)
+        config_path = root / "mailbot.toml"
+        config_path.write_text(
+            config_text(
+                imap_port=server.port,
+                username=server.username,
+                password_file=password_file,
+                database_url=database_url(args.database, root),
+                state_dir=root,
+            )
+        )
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "mailbot", "--config", str(config_path), "run", "--once"],
+            capture_output=True,
+            text=True,
+        )
+        run_seconds = time.perf_counter() - started
+        if result.returncode:
+            print(result.stderr[-3000:], file=sys.stderr)
+            return result.returncode
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        counts = server.folder_counts("INBOX", "Processed", "Quarantine")
+
+        fetch_rate = args.forms / fetch_seconds
+        run_rate = args.forms / run_seconds
+        print(f"forms: {args.forms} ({total_bytes / 1e6:.1f} MB), database: {args.database}")
+        print(f"append to Dovecot:           {args.forms / append_seconds:8.0f} forms/s")
+        print(f"imap-tools raw fetch:        {fetch_rate:8.0f} forms/s ({fetch_seconds:.2f} s)")
+        print(f"mailbot run --once:          {run_rate:8.0f} forms/s ({run_seconds:.2f} s, "
+              "including process start and schema check)")
+        print(f"ratio run/raw fetch:         {run_rate / fetch_rate:8.2f}")
+        print(f"peak memory of run --once:   {peak_mib:8.0f} MiB")
+        print(f"mailbox after the run:       {counts}")
+        return 0
+    finally:
+        server.destroy()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
