@@ -169,6 +169,14 @@ def _date_header(msg: EmailMessage) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _identity(item: FetchedMessage) -> str:
+    """The crash-safety key: the hash of the bytes (of the header and size, when only
+    the header of an oversized message was read)."""
+    if item.too_large:
+        return hashlib.sha256(item.raw + str(item.size).encode()).hexdigest()
+    return hashlib.sha256(item.raw).hexdigest()
+
+
 def _body_bytes(raw: bytes | None) -> bytes | None:
     if raw is None:
         return None
@@ -234,25 +242,32 @@ class Pipeline:
         summary.fetched += len(fetched)
         destinations: dict[str, list[int]] = {"processed": [], "quarantine": []}
         with self.sessions() as session:
-            hashes = {f.uid: hashlib.sha256(f.raw).hexdigest() for f in fetched}
+            hashes = {f.uid: _identity(f) for f in fetched}
             known = recorded_by_hash(session, hashes.values())
+            new: list[tuple[FetchedMessage, Examined]] = []
             for item in fetched:
                 sha = hashes[item.uid]
-                if item.too_large:
-                    # Only the header was read: key on it plus the size the server gave.
-                    sha = hashlib.sha256(item.raw + str(item.size).encode()).hexdigest()
-                    hashes[item.uid] = sha
-                    known.update(recorded_by_hash(session, [sha]))
                 if sha in known:
                     summary.already_recorded += 1
                     destinations[known[sha].destination].append(item.uid)
                     event(log, logging.INFO, "message_seen_again", uid=item.uid,
                           message=known[sha].id, disposition=known[sha].disposition)
                     continue
-                stored = self._store_one(session, item, sha, uidvalidity, summary)
+                new.append((item, examine(item.raw, self.config, too_large=item.too_large)))
+            earlier = recorded_by_message_id(session, (e.message_id for _, e in new))
+            for item, examined in new:
+                sha = hashes[item.uid]
+                if sha in known:  # the same bytes twice in one batch
+                    summary.already_recorded += 1
+                    destinations[known[sha].destination].append(item.uid)
+                    continue
+                stored = self._store_one(session, item, examined, sha, uidvalidity, earlier,
+                                         summary)
                 if stored is None:
                     continue  # could not even be recorded: stays in the inbox, logged
                 known[sha] = stored
+                if stored.message_id and stored.duplicate_of_id is None:
+                    earlier.setdefault(stored.message_id, stored)
                 destinations[stored.destination].append(item.uid)
             session.commit()
         if self.after_commit is not None:
@@ -266,21 +281,18 @@ class Pipeline:
         self,
         session: Session,
         item: FetchedMessage,
+        examined: Examined,
         sha: str,
         uidvalidity: int | None,
+        earlier: dict[str, StoredMessage],
         summary: RunSummary,
     ) -> StoredMessage | None:
-        examined = examine(item.raw, self.config, too_large=item.too_large)
         received_at = item.internal_date or examined.date_header or utcnow()
-        duplicate_of = None
-        if examined.message_id:
-            earlier = recorded_by_message_id(session, [examined.message_id]).get(
-                examined.message_id
-            )
-            # A second delivery has the same body; a different body under a reused
-            # Message-ID is a different message and must not be hidden as a duplicate.
-            if earlier is not None and _body_bytes(earlier.raw) == _body_bytes(item.raw):
-                duplicate_of = earlier
+        duplicate_of = earlier.get(examined.message_id) if examined.message_id else None
+        # A second delivery has the same body; a different body under a reused
+        # Message-ID is a different message and must not be hidden as a duplicate.
+        if duplicate_of is not None and _body_bytes(duplicate_of.raw) != _body_bytes(item.raw):
+            duplicate_of = None
         location = {
             "raw": item.raw,
             "sha256": sha,

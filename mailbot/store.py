@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.concern import ParsedContact
@@ -43,19 +43,11 @@ def format_reference(year: int, number: int) -> str:
 
 def allocate_reference(session: Session, year: int) -> str:
     """Next reference for the year; row-locked on PostgreSQL, serialised by SQLite."""
-    counter = session.execute(
-        select(ReferenceCounter).where(ReferenceCounter.year == year).with_for_update()
-    ).scalar_one_or_none()
+    counter = session.get(ReferenceCounter, year, with_for_update=True)
     if counter is None:
         counter = ReferenceCounter(year=year, last_number=0)
         session.add(counter)
-        session.flush()
-    session.execute(
-        update(ReferenceCounter)
-        .where(ReferenceCounter.year == year)
-        .values(last_number=ReferenceCounter.last_number + 1)
-    )
-    session.refresh(counter)
+    counter.last_number += 1
     return format_reference(year, counter.last_number)
 
 
@@ -119,10 +111,9 @@ def record(
         duplicate_of_id=duplicate_of.id if duplicate_of is not None else None,
     )
     session.add(message)
-    session.flush()
     if examined.contact is not None and duplicate_of is None:
         session.add(_contact_row(session, message, examined, received_at))
-        session.flush()
+    session.flush()
     return message
 
 
@@ -138,7 +129,7 @@ def _contact_row(
         ).scalar_one_or_none()
     return Contact(
         reference=allocate_reference(session, received_at.year),
-        message_pk=message.id,
+        message=message,
         source=str(parsed.source),
         verified=examined.verified,
         received_at=received_at,
