@@ -107,7 +107,7 @@ def main() -> int:
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
-    server = Dovecot.start(root / "dovecot")
+    server = Dovecot.start()
     try:
         rng = random.Random(42)
         messages = [portal_form(i, rng) for i in range(args.forms)]

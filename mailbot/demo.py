@@ -63,7 +63,7 @@ def run(samples: Path, keep: bool) -> int:
         print("demo: Dovecot is not installed; run ./scripts/setup first", file=sys.stderr)
         return 1
     root = Path(tempfile.mkdtemp(prefix="mailbot-demo-"))
-    imap = Dovecot.start(root / "dovecot")
+    imap = Dovecot.start()
     smtp = SmtpSink.start()
     try:
         seeded = sorted(samples.glob("*.eml"))
@@ -90,7 +90,7 @@ def run(samples: Path, keep: bool) -> int:
         return 0
     finally:
         smtp.stop()
-        imap.stop()
+        imap.destroy()
         if not keep:
             import shutil
 
