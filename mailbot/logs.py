@@ -44,8 +44,12 @@ def setup(level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library chatter (APScheduler job lines, Alembic) is useful only when debugging.
-    for noisy in ("apscheduler", "alembic", "flufl.bounce"):
+    for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # flufl.bounce logs tracebacks of hostile input, which may quote the message itself.
+    logging.getLogger("flufl.bounce").setLevel(
+        logging.DEBUG if level <= logging.DEBUG else logging.CRITICAL
+    )
 
 
 def event(logger: logging.Logger, level: int, name: str, **fields: Any) -> None:
