@@ -93,6 +93,7 @@ class StoredMessage(Base):
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
 
     contact: Mapped[Contact | None] = relationship(back_populates="message", uselist=False)
+    duplicate_of: Mapped[StoredMessage | None] = relationship(remote_side=[id])
 
     @property
     def destination(self) -> str:

@@ -246,29 +246,19 @@ class Pipeline:
             known = recorded_by_hash(session, hashes.values())
             new: list[tuple[FetchedMessage, Examined]] = []
             for item in fetched:
-                sha = hashes[item.uid]
-                if sha in known:
+                previous = known.get(hashes[item.uid])
+                if previous is not None:
                     summary.already_recorded += 1
-                    destinations[known[sha].destination].append(item.uid)
+                    destinations[previous.destination].append(item.uid)
                     event(log, logging.INFO, "message_seen_again", uid=item.uid,
-                          message=known[sha].id, disposition=known[sha].disposition)
+                          message=previous.id, disposition=previous.disposition)
                     continue
                 new.append((item, examine(item.raw, self.config, too_large=item.too_large)))
-            earlier = recorded_by_message_id(session, (e.message_id for _, e in new))
-            for item, examined in new:
-                sha = hashes[item.uid]
-                if sha in known:  # the same bytes twice in one batch
-                    summary.already_recorded += 1
-                    destinations[known[sha].destination].append(item.uid)
-                    continue
-                stored = self._store_one(session, item, examined, sha, uidvalidity, earlier,
-                                         summary)
+            for item, stored in self._store(session, new, hashes, known, uidvalidity):
                 if stored is None:
                     continue  # could not even be recorded: stays in the inbox, logged
-                known[sha] = stored
-                if stored.message_id and stored.duplicate_of_id is None:
-                    earlier.setdefault(stored.message_id, stored)
                 destinations[stored.destination].append(item.uid)
+                self._report(item, stored, summary)
             session.commit()
         if self.after_commit is not None:
             self.after_commit()
@@ -277,52 +267,77 @@ class Pipeline:
         summary.moved_to_processed += len(destinations["processed"])
         summary.moved_to_quarantine += len(destinations["quarantine"])
 
-    def _store_one(
+    def _store(
         self,
         session: Session,
-        item: FetchedMessage,
-        examined: Examined,
-        sha: str,
+        new: list[tuple[FetchedMessage, Examined]],
+        hashes: dict[int, str],
+        known: dict[str, StoredMessage],
         uidvalidity: int | None,
-        earlier: dict[str, StoredMessage],
-        summary: RunSummary,
-    ) -> StoredMessage | None:
-        received_at = item.internal_date or examined.date_header or utcnow()
-        duplicate_of = earlier.get(examined.message_id) if examined.message_id else None
-        # A second delivery has the same body; a different body under a reused
-        # Message-ID is a different message and must not be hidden as a duplicate.
-        if duplicate_of is not None and _body_bytes(duplicate_of.raw) != _body_bytes(item.raw):
-            duplicate_of = None
-        location = {
-            "raw": item.raw,
-            "sha256": sha,
-            "size": item.size,
-            "folder": self.config.mailbox.inbox,
-            "uidvalidity": uidvalidity,
-            "uid": item.uid,
-            "received_at": received_at,
-        }
+    ) -> list[tuple[FetchedMessage, StoredMessage | None]]:
+        """Record a batch with one flush; if that fails, one message at a time, so a
+        message the database refuses cannot hold back the others."""
+        earlier = recorded_by_message_id(session, (e.message_id for _, e in new))
         try:
             with session.begin_nested():
-                stored = record(session, examined, duplicate_of=duplicate_of, **location)
-        except Exception as exc:
-            error = f"{exc.__class__.__name__}: {exc}"[:500]
-            event(log, logging.ERROR, "message_not_recorded", uid=item.uid, error=error)
-            log.debug("message_not_recorded traceback", exc_info=True)
-            # Keep the bytes and quarantine them rather than retry forever.
-            fallback = Examined(
-                kind=examined.kind,
-                verified=examined.verified,
-                disposition=Disposition.QUARANTINED,
-                reason=f"could not be stored ({exc.__class__.__name__})",
-                message_id=None,
-            )
-            try:
-                with session.begin_nested():
-                    stored = record(session, fallback, **location)
-            except Exception:  # noqa: BLE001 - leave it in the inbox, already logged
-                log.debug("quarantine record failed too", exc_info=True)
-                return None
+                results = self._record_all(session, new, hashes, dict(known), earlier,
+                                           uidvalidity, isolate=False)
+                session.flush()
+            known.update({hashes[item.uid]: s for item, s in results if s is not None})
+            return results
+        except Exception:  # noqa: BLE001 - retried below, one message at a time
+            log.debug("batch insert failed; recording one at a time", exc_info=True)
+        earlier = recorded_by_message_id(session, (e.message_id for _, e in new))
+        return self._record_all(session, new, hashes, known, earlier, uidvalidity,
+                                isolate=True)
+
+    def _record_all(
+        self,
+        session: Session,
+        new: list[tuple[FetchedMessage, Examined]],
+        hashes: dict[int, str],
+        known: dict[str, StoredMessage],
+        earlier: dict[str, StoredMessage],
+        uidvalidity: int | None,
+        *,
+        isolate: bool,
+    ) -> list[tuple[FetchedMessage, StoredMessage | None]]:
+        results: list[tuple[FetchedMessage, StoredMessage | None]] = []
+        for item, examined in new:
+            sha = hashes[item.uid]
+            if sha in known:  # the very same bytes twice in one batch
+                results.append((item, known[sha]))
+                continue
+            duplicate_of = earlier.get(examined.message_id) if examined.message_id else None
+            # A second delivery has the same body; a different body under a reused
+            # Message-ID is a different message and must not be hidden as a duplicate.
+            if duplicate_of is not None and _body_bytes(duplicate_of.raw) != _body_bytes(
+                item.raw
+            ):
+                duplicate_of = None
+            location = {
+                "raw": item.raw,
+                "sha256": sha,
+                "size": item.size,
+                "folder": self.config.mailbox.inbox,
+                "uidvalidity": uidvalidity,
+                "uid": item.uid,
+                "received_at": item.internal_date or examined.date_header or utcnow(),
+            }
+            if isolate:
+                stored = _record_isolated(session, item, examined, duplicate_of, location)
+            else:
+                stored = record(session, examined, duplicate_of=duplicate_of, flush=False,
+                                **location)
+            results.append((item, stored))
+            if stored is None:
+                continue
+            known[sha] = stored
+            if stored.message_id and duplicate_of is None:
+                earlier.setdefault(stored.message_id, stored)
+        return results
+
+    def _report(self, item: FetchedMessage, stored: StoredMessage, summary: RunSummary) -> None:
         summary.count(stored.disposition)
         reference = stored.contact.reference if stored.contact else None
         if reference:
@@ -339,7 +354,6 @@ class Pipeline:
             reference=reference or "-",
             flags=",".join(stored.contact.flags) if stored.contact else "-",
         )
-        return stored
 
     def _note_uidvalidity(self, uidvalidity: int | None) -> None:
         folder = self.config.mailbox.inbox
@@ -369,6 +383,35 @@ class Pipeline:
                 session.commit()
         except Exception:  # noqa: BLE001 - the original error is the one to report
             log.debug("could not record poll state", exc_info=True)
+
+
+def _record_isolated(
+    session: Session,
+    item: FetchedMessage,
+    examined: Examined,
+    duplicate_of: StoredMessage | None,
+    location: dict,  # type: ignore[type-arg]
+) -> StoredMessage | None:
+    try:
+        with session.begin_nested():
+            return record(session, examined, duplicate_of=duplicate_of, **location)
+    except Exception as exc:  # noqa: BLE001
+        event(log, logging.ERROR, "message_not_recorded", uid=item.uid,
+              error=f"{exc.__class__.__name__}: {exc}"[:500])
+        log.debug("message_not_recorded traceback", exc_info=True)
+    # Keep the bytes and quarantine them rather than retry forever.
+    fallback = Examined(
+        kind=examined.kind,
+        verified=examined.verified,
+        disposition=Disposition.QUARANTINED,
+        reason=f"could not be stored: {examined.reason}"[:1000],
+    )
+    try:
+        with session.begin_nested():
+            return record(session, fallback, **location)
+    except Exception:  # noqa: BLE001 - it stays in the inbox; already logged
+        log.debug("quarantine record failed too", exc_info=True)
+        return None
 
 
 def _failpoint_from_environment() -> Callable[[], None] | None:

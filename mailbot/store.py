@@ -42,11 +42,20 @@ def format_reference(year: int, number: int) -> str:
 
 
 def allocate_reference(session: Session, year: int) -> str:
-    """Next reference for the year; row-locked on PostgreSQL, serialised by SQLite."""
-    counter = session.get(ReferenceCounter, year, with_for_update=True)
-    if counter is None:
-        counter = ReferenceCounter(year=year, last_number=0)
-        session.add(counter)
+    """Next reference for the year. The counter row is locked (PostgreSQL) or the
+    database serialised (SQLite) by the first use in a transaction, then counted in memory."""
+    cache: dict[tuple[int, int], ReferenceCounter] = session.info.setdefault(
+        "reference_counters", {}
+    )
+    key = (id(session.get_transaction()), year)
+    counter = cache.get(key)
+    if counter is None or counter not in session:
+        counter = session.get(ReferenceCounter, year, with_for_update=True)
+        if counter is None:
+            counter = ReferenceCounter(year=year, last_number=0)
+            session.add(counter)
+        cache.clear()
+        cache[key] = counter
     counter.last_number += 1
     return format_reference(year, counter.last_number)
 
@@ -85,13 +94,14 @@ def record(
     uid: int | None,
     received_at: datetime,
     duplicate_of: StoredMessage | None = None,
+    flush: bool = True,
 ) -> StoredMessage:
     """Add one message (and its log entry, if it is a family's contact) to the session."""
     disposition = examined.disposition
     reason = examined.reason
     if duplicate_of is not None:
         disposition = Disposition.DUPLICATE
-        reason = f"same Message-ID as message {duplicate_of.id}, recorded before"
+        reason = "same Message-ID and body as a message recorded before"
     message = StoredMessage(
         sha256=sha256,
         message_id=(examined.message_id or None) and examined.message_id[:998],
@@ -108,12 +118,13 @@ def record(
         sender=(examined.sender or None) and examined.sender[:320],
         subject=examined.subject,
         raw=raw,
-        duplicate_of_id=duplicate_of.id if duplicate_of is not None else None,
+        duplicate_of=duplicate_of,
     )
     session.add(message)
     if examined.contact is not None and duplicate_of is None:
         session.add(_contact_row(session, message, examined, received_at))
-    session.flush()
+    if flush:
+        session.flush()
     return message
 
 
