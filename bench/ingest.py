@@ -17,14 +17,14 @@ import sys
 import tempfile
 import time
 import uuid
-from email.message import EmailMessage
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mailbot.devservers import Dovecot  # noqa: E402
+from mailbot.devservers import Dovecot, SmtpSink  # noqa: E402
 from tests.conftest import config_text  # noqa: E402
+from tests.forms import portal_form  # noqa: E402
 
 TOPICS = ["Self-harm or suicide", "Visits", "Debt", "Property", "Mental health", "Money"]
 SENTENCES = [
@@ -37,56 +37,16 @@ SENTENCES = [
 ]
 
 
-def portal_form(number: int, rng: random.Random) -> bytes:
-    text = "\n".join(rng.choice(SENTENCES) for _ in range(rng.randint(1, 6)))
-    body = f"""A new safer custody contact form has been submitted for HMP Exampletown.
-Reference: PFH-SC-20261114-{number:05d}
-
---- About you ---
-Your name: Family Member {number}
-Your email address: family{number}@example.com
-Your telephone number: 07700 900{number % 1000:03d}
-Your relationship to the prisoner: Mother
-Would you like the prison to contact you?: Yes - by email
-
---- About the prisoner ---
-Prisoner's full name: Prisoner {number}
-Prisoner number: a{number % 10000:04d}bc
-Prisoner's date of birth: 03/02/1998
-Prison: HMP Exampletown
-Wing / location (if known): C wing
-
---- Your concern ---
-How urgent is your concern?: I am worried about their safety
-What is your concern about?: {rng.choice(TOPICS)}
-What is your concern?:
-{text}
-
---- Consent ---
-Are you happy for the prison to tell the prisoner that you contacted them?: No
-Do you understand the prison may not be able to share information about the prisoner \
-with you without their consent?: Yes
-
-Submitted: 14/11/2026 21:46
-"""
-    msg = EmailMessage()
-    msg["From"] = "Prisoners' Families Helpline <safercustody-forms@portal.example.org>"
-    msg["To"] = "safercustody.exampletown@prison.example"
-    msg["Reply-To"] = f"family{number}@example.com"
-    msg["Subject"] = "Safer Custody Contact Form - HMP Exampletown"
-    msg["Date"] = "Sat, 14 Nov 2026 21:46:00 +0000"
-    msg["Message-ID"] = f"<bench-{number}-{uuid.uuid4().hex}@portal.example.org>"
-    msg["Authentication-Results"] = (
-        "mx.prison.example; dkim=pass header.d=portal.example.org; "
-        "spf=pass smtp.mailfrom=portal.example.org"
+def generated_form(number: int, rng: random.Random) -> bytes:
+    return portal_form(
+        text="\n".join(rng.choice(SENTENCES) for _ in range(rng.randint(1, 6))),
+        topic=rng.choice(TOPICS),
+        name=f"Family Member {number}",
+        email=f"family{number}@example.com",
+        prisoner_name=f"Prisoner {number}",
+        prisoner_number=f"a{number % 10000:04d}bc",
+        reference=f"PFH-SC-20261114-{number:05d}",
     )
-    msg.set_content(body, cte="quoted-printable")
-    msg.add_alternative(
-        "<html><body><p>" + body.replace("\n", "<br>\n") + "</p></body></html>",
-        subtype="html",
-        cte="quoted-printable",
-    )
-    return msg.as_bytes()
 
 
 def database_url(kind: str, root: Path) -> str:
@@ -108,9 +68,10 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
     server = Dovecot.start()
+    smtp = SmtpSink.start()
     try:
         rng = random.Random(42)
-        messages = [portal_form(i, rng) for i in range(args.forms)]
+        messages = [generated_form(i, rng) for i in range(args.forms)]
         started = time.perf_counter()
         with server.mailbox() as box:
             for raw in messages:
@@ -136,6 +97,7 @@ def main() -> int:
                 password_file=password_file,
                 database_url=database_url(args.database, root),
                 state_dir=root,
+                smtp_port=smtp.port,
             )
         )
         started = time.perf_counter()
@@ -161,8 +123,10 @@ def main() -> int:
         print(f"ratio run/raw fetch:         {run_rate / fetch_rate:8.2f}")
         print(f"peak memory of run --once:   {peak_mib:8.0f} MiB")
         print(f"mailbox after the run:       {counts}")
+        print(f"signposting replies sent:    {len(smtp.messages):8d}")
         return 0
     finally:
+        smtp.stop()
         server.destroy()
 
 

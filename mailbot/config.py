@@ -128,6 +128,7 @@ class ReplySettings:
     auto_reply_window_hours: int = 24
     template_override_dir: str | None = None
     max_send_attempts: int = 8
+    retry_base_seconds: int = 30  # temporary SMTP failures: 30 s, 1 min, 2 min... (max 1 h)
 
 
 @dataclass(frozen=True)

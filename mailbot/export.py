@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from mailbot.models import Contact
 
@@ -21,7 +21,7 @@ def log_entries(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
         select(Contact, related.reference)
         .outerjoin(related, Contact.related_contact_id == related.id)
-        .options(joinedload(Contact.message))
+        .options(joinedload(Contact.message), selectinload(Contact.emails))
         .order_by(Contact.received_at, Contact.id)
     )
     return [entry(contact, related_reference) for contact, related_reference in rows]
@@ -63,6 +63,20 @@ def entry(contact: Contact, related_reference: str | None = None) -> dict[str, A
         "flags": list(contact.flags),
         "problems": list(contact.problems),
         "status": contact.status,
+        "is_safer_custody": contact.is_safer_custody,
+        "categories": list(contact.categories),
+        "urgency": contact.urgency,
+        "triage_reasons": list(contact.triage_reasons),
+        "replies": [
+            {
+                "kind": email.kind,
+                "to": email.recipient,
+                "status": email.status,
+                "sent_at": _iso(email.sent_at),
+                "message_id": email.message_id,
+            }
+            for email in contact.emails
+        ],
     }
 
 

@@ -10,26 +10,35 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import signal
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.concern import Flag, FormParseError, ParsedContact, Source, Submitter
 from mailbot.config import Config
+from mailbot.errors import ConfigError
+from mailbot.failpoints import AFTER_COMMIT, failpoint
 from mailbot.fetch import FetchedMessage, Mailbox
 from mailbot.logs import event
 from mailbot.models import Disposition, MailboxState, StoredMessage, utcnow
+from mailbot.outbox import SendSummary, send_due
 from mailbot.parsers.direct_email import parse_direct_email
-from mailbot.parsers.mime import read_message
+from mailbot.parsers.mime import header_addresses, read_message
 from mailbot.parsers.portal_form import parse_portal_form
 from mailbot.recognise import MessageKind, Recognition, recognise
+from mailbot.respond import link_bounce, respond
 from mailbot.store import Examined, record, recorded_by_hash, recorded_by_message_id
+from mailbot.triage import (
+    TriageResult,
+    TriageRules,
+    TriageRulesError,
+    load_rules,
+    triage_contact,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +53,21 @@ class RunSummary:
     moved_to_processed: int = 0
     moved_to_quarantine: int = 0
     new_references: list[str] = field(default_factory=list)
+    sending: SendSummary | None = None
 
     def count(self, disposition: str) -> None:
         self.dispositions[disposition] = self.dispositions.get(disposition, 0) + 1
 
 
-def examine(raw: bytes, config: Config, *, too_large: bool = False) -> Examined:
-    """Recognise and parse one message. Pure, and never raises: whatever goes wrong
-    becomes a quarantine disposition with its reason, keeping what could be read."""
+def examine(
+    raw: bytes,
+    config: Config,
+    *,
+    rules: TriageRules | None = None,
+    too_large: bool = False,
+) -> Examined:
+    """Recognise, parse and triage one message. Pure, and never raises: whatever goes
+    wrong becomes a quarantine disposition with its reason, keeping what could be read."""
     try:
         msg = read_message(raw)
         recognition = recognise(msg, config)
@@ -73,6 +89,8 @@ def examine(raw: bytes, config: Config, *, too_large: bool = False) -> Examined:
         date_header=_date_header(msg),
         recognition_reasons=list(recognition.reasons),
         our_reference=recognition.our_reference,
+        original_message_id=recognition.original_message_id,
+        bounced_recipients=tuple(recognition.bounced_recipients),
     )
     if recognition.kind == MessageKind.MALFORMED:
         examined.disposition = Disposition.QUARANTINED
@@ -84,6 +102,9 @@ def examine(raw: bytes, config: Config, *, too_large: bool = False) -> Examined:
         return examined
 
     examined.contact, problem = _parse_contact(msg, recognition, config)
+    examined.reply_to = _single_reply_to(msg)
+    if rules is not None:
+        examined.triage = _triage(examined.contact, rules)
     if too_large:
         examined.contact.flag(Flag.NEEDS_REVIEW)
         problem = problem or (
@@ -135,6 +156,23 @@ def _parse_contact(
         contact.flag(Flag.FROM_OUR_DOMAIN)
         contact.flag(Flag.NEEDS_REVIEW)
     return contact, ""
+
+
+def _triage(contact: ParsedContact, rules: TriageRules) -> TriageResult | None:
+    try:
+        return triage_contact(contact, rules)
+    except Exception:  # noqa: BLE001 - untriaged is stored as a concern, never dropped
+        log.debug("triage failed", exc_info=True)
+        contact.flag(Flag.NEEDS_REVIEW)
+        return None
+
+
+def _single_reply_to(msg: EmailMessage) -> str | None:
+    try:
+        addresses = header_addresses(msg, "Reply-To")
+    except Exception:  # noqa: BLE001
+        return None
+    return addresses[0][1] if len(addresses) == 1 else None
 
 
 def _mark_unverified(contact: ParsedContact, recognition: Recognition) -> None:
@@ -194,12 +232,14 @@ class Pipeline:
         self,
         config: Config,
         sessions: sessionmaker[Session],
-        *,
-        after_commit: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.sessions = sessions
-        self.after_commit = after_commit or _failpoint_from_environment()
+        rules_file = config.triage.rules_file
+        try:
+            self.rules = load_rules(Path(rules_file) if rules_file else None)
+        except TriageRulesError as exc:
+            raise ConfigError(f"triage rules: {exc}") from exc
 
     def run_once(self) -> RunSummary:
         settings = self.config.mailbox
@@ -214,6 +254,7 @@ class Pipeline:
                 for start in range(0, len(uids), settings.batch_size):
                     batch = uids[start : start + settings.batch_size]
                     self._process_batch(mailbox, batch, uidvalidity, summary)
+            summary.sending = self.send()
         except Exception as exc:
             self._note_poll(started, error=f"{exc.__class__.__name__}: {exc}")
             raise
@@ -229,6 +270,17 @@ class Pipeline:
             **{f"disposition_{k}": v for k, v in sorted(summary.dispositions.items())},
         )
         return summary
+
+    def send(self) -> SendSummary | None:
+        """Send what is queued (alerts first in line, as queued). A failure here never
+        undoes what was logged: it is reported, and the emails stay queued."""
+        settings = self.config.mailbox
+        try:
+            return send_due(self.config, self.sessions, lambda: Mailbox.connect(settings))
+        except Exception as exc:  # noqa: BLE001
+            event(log, logging.ERROR, "sending_failed",
+                  error=f"{exc.__class__.__name__}: {exc}"[:500])
+            return None
 
     def _process_batch(
         self,
@@ -253,15 +305,17 @@ class Pipeline:
                     event(log, logging.INFO, "message_seen_again", uid=item.uid,
                           message=previous.id, disposition=previous.disposition)
                     continue
-                new.append((item, examine(item.raw, self.config, too_large=item.too_large)))
+                new.append(
+                    (item, examine(item.raw, self.config, rules=self.rules,
+                                   too_large=item.too_large))
+                )
             for item, stored in self._store(session, new, hashes, known, uidvalidity):
                 if stored is None:
                     continue  # could not even be recorded: stays in the inbox, logged
                 destinations[stored.destination].append(item.uid)
                 self._report(item, stored, summary)
             session.commit()
-        if self.after_commit is not None:
-            self.after_commit()
+        failpoint(AFTER_COMMIT)
         mailbox.move(destinations["processed"], settings.processed_folder)
         mailbox.move(destinations["quarantine"], settings.quarantine_folder)
         summary.moved_to_processed += len(destinations["processed"])
@@ -325,10 +379,10 @@ class Pipeline:
                 "received_at": item.internal_date or examined.date_header or utcnow(),
             }
             if isolate:
-                stored = _record_isolated(session, item, examined, duplicate_of, location)
+                stored = self._record_isolated(session, item, examined, duplicate_of, location)
             else:
-                stored = record(session, examined, duplicate_of=duplicate_of, flush=False,
-                                **location)
+                stored = self._record_one(session, examined, duplicate_of, location,
+                                          flush=False)
             results.append((item, stored))
             if stored is None:
                 continue
@@ -336,6 +390,57 @@ class Pipeline:
             if stored.message_id and duplicate_of is None:
                 earlier.setdefault(stored.message_id, stored)
         return results
+
+    def _record_one(
+        self,
+        session: Session,
+        examined: Examined,
+        duplicate_of: StoredMessage | None,
+        location: dict,  # type: ignore[type-arg]
+        *,
+        flush: bool = True,
+    ) -> StoredMessage:
+        stored = record(session, examined, duplicate_of=duplicate_of, flush=flush, **location)
+        if stored.contact is not None:
+            try:
+                respond(session, self.config, stored.contact, examined)
+            except Exception as exc:  # noqa: BLE001 - the entry is kept; people must know
+                event(log, logging.ERROR, "respond_failed", reference=stored.contact.reference,
+                      urgency=stored.contact.urgency,
+                      error=f"{exc.__class__.__name__}: {exc}"[:500])
+        elif examined.kind == MessageKind.BOUNCE:
+            if link_bounce(session, examined):
+                stored.reason = f"bounce of one of our emails; {stored.reason}"[:2000]
+        return stored
+
+    def _record_isolated(
+        self,
+        session: Session,
+        item: FetchedMessage,
+        examined: Examined,
+        duplicate_of: StoredMessage | None,
+        location: dict,  # type: ignore[type-arg]
+    ) -> StoredMessage | None:
+        try:
+            with session.begin_nested():
+                return self._record_one(session, examined, duplicate_of, location)
+        except Exception as exc:  # noqa: BLE001
+            event(log, logging.ERROR, "message_not_recorded", uid=item.uid,
+                  error=f"{exc.__class__.__name__}: {exc}"[:500])
+            log.debug("message_not_recorded traceback", exc_info=True)
+        # Keep the bytes and quarantine them rather than retry forever.
+        fallback = Examined(
+            kind=examined.kind,
+            verified=examined.verified,
+            disposition=Disposition.QUARANTINED,
+            reason=f"could not be stored: {examined.reason}"[:1000],
+        )
+        try:
+            with session.begin_nested():
+                return record(session, fallback, **location)
+        except Exception:  # noqa: BLE001 - it stays in the inbox; already logged
+            log.debug("quarantine record failed too", exc_info=True)
+            return None
 
     def _report(self, item: FetchedMessage, stored: StoredMessage, summary: RunSummary) -> None:
         summary.count(stored.disposition)
@@ -383,44 +488,3 @@ class Pipeline:
                 session.commit()
         except Exception:  # noqa: BLE001 - the original error is the one to report
             log.debug("could not record poll state", exc_info=True)
-
-
-def _record_isolated(
-    session: Session,
-    item: FetchedMessage,
-    examined: Examined,
-    duplicate_of: StoredMessage | None,
-    location: dict,  # type: ignore[type-arg]
-) -> StoredMessage | None:
-    try:
-        with session.begin_nested():
-            return record(session, examined, duplicate_of=duplicate_of, **location)
-    except Exception as exc:  # noqa: BLE001
-        event(log, logging.ERROR, "message_not_recorded", uid=item.uid,
-              error=f"{exc.__class__.__name__}: {exc}"[:500])
-        log.debug("message_not_recorded traceback", exc_info=True)
-    # Keep the bytes and quarantine them rather than retry forever.
-    fallback = Examined(
-        kind=examined.kind,
-        verified=examined.verified,
-        disposition=Disposition.QUARANTINED,
-        reason=f"could not be stored: {examined.reason}"[:1000],
-    )
-    try:
-        with session.begin_nested():
-            return record(session, fallback, **location)
-    except Exception:  # noqa: BLE001 - it stays in the inbox; already logged
-        log.debug("quarantine record failed too", exc_info=True)
-        return None
-
-
-def _failpoint_from_environment() -> Callable[[], None] | None:
-    """`MAILBOT_FAILPOINT=kill_after_commit` dies by SIGKILL after the first commit and
-    before the move: how the tests prove the crash-safe order holds."""
-    if os.environ.get("MAILBOT_FAILPOINT") != "kill_after_commit":
-        return None
-
-    def die() -> None:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    return die

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.concern import ParsedContact
 from mailbot.models import Contact, Disposition, ReferenceCounter, StoredMessage
+from mailbot.triage import TriageResult
 
 REFERENCE_PREFIX = "SC"
 
@@ -35,6 +36,11 @@ class Examined:
     recognition_reasons: list[str] = field(default_factory=list)
     contact: ParsedContact | None = None
     our_reference: str | None = None  # a reply naming one of our references
+    reply_to: str | None = None  # the Reply-To header, when it holds one address
+    triage: TriageResult | None = None
+    # For bounces: which of our emails failed.
+    original_message_id: str | None = None
+    bounced_recipients: tuple[str, ...] = ()
 
 
 def format_reference(year: int, number: int) -> str:
@@ -138,7 +144,12 @@ def _contact_row(
         related_id = session.execute(
             select(Contact.id).where(Contact.reference == examined.our_reference)
         ).scalar_one_or_none()
+    triage = examined.triage
     return Contact(
+        is_safer_custody=triage.is_safer_custody if triage else True,
+        categories=list(triage.categories) if triage else [],
+        urgency=triage.urgency if triage else "urgent",
+        triage_reasons=list(triage.reasons) if triage else ["not triaged: treated as a concern"],
         reference=allocate_reference(session, received_at.year),
         message=message,
         source=str(parsed.source),

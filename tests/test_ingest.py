@@ -200,7 +200,7 @@ def test_kill_between_commit_and_move_loses_nothing_and_duplicates_nothing(
     for name in PORTAL_FORMS + ["05-direct-email.eml", "06-out-of-office.eml"]:
         dovecot.append(sample_bytes(name))
     config_path, config = make_config(mailbox_extra="batch_size = 2")
-    env = dict(os.environ, MAILBOT_FAILPOINT="kill_after_commit")
+    env = dict(os.environ, MAILBOT_FAILPOINT="after_commit")
     killed = subprocess.run(
         [sys.executable, "-m", "mailbot", "--config", str(config_path), "run", "--once"],
         env=env,

@@ -1,0 +1,19 @@
+"""Crash points for tests: prove that a process killed at the worst moment loses nothing.
+
+`MAILBOT_FAILPOINT=NAME` makes the process kill itself (SIGKILL, no clean-up) the first
+time it reaches the point NAME. Unset, a failpoint costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+AFTER_COMMIT = "after_commit"  # ingest: batch committed, messages not yet moved
+BEFORE_SMTP = "before_smtp"  # outbox: email claimed as sending, not yet handed to SMTP
+AFTER_SMTP_ACCEPT = "after_smtp_accept"  # outbox: SMTP accepted it, not yet marked sent
+
+
+def failpoint(name: str) -> None:
+    if os.environ.get("MAILBOT_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)

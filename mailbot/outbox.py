@@ -1,0 +1,379 @@
+"""The outbox: every email mailbot sends is recorded before it is sent, and sent once.
+
+An email is built once, with its own Message-ID, and stored as the exact bytes to send;
+retries resend those bytes. The sender claims an email (`sending`), hands it to SMTP,
+saves a copy in the mailbox's Sent folder, then marks it `sent`. After a crash, an email
+left `sending` is looked up in the Sent folder by its Message-ID: found means it went.
+Temporary SMTP failures (4xx, lost connections) are retried with backoff; permanent ones
+(5xx) mark the email `failed`, visible to staff.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.config import Config
+from mailbot.failpoints import AFTER_SMTP_ACCEPT, BEFORE_SMTP, failpoint
+from mailbot.logs import event
+from mailbot.models import OutboxEmail, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Status:
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"  # never sent: a rule said no (rate limit, bad address)
+
+
+class Kind:
+    SIGNPOSTING = "signposting"
+    URGENT_ALERT = "urgent_alert"
+
+
+class UnsafeRecipient(ValueError):
+    """An address that is not exactly one valid mailbox: never put into a header."""
+
+
+def single_address(value: str) -> str:
+    """The one valid address in `value`, normalised; anything else is refused.
+
+    Refuses CR/LF, several addresses, display names and group syntax, so a value taken
+    from a message can never add a recipient or a header."""
+    if not value or any(c in value for c in "\r\n\0,;<>\"()[]") or value.count("@") != 1:
+        raise UnsafeRecipient("not exactly one plain address")
+    try:
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise UnsafeRecipient(str(exc)) from exc
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def new_message_id(config: Config, reference: str | None) -> str:
+    domain = config.smtp.from_address.rpartition("@")[2]
+    tag = f"{reference}." if reference else ""
+    return f"<mailbot.{tag}{uuid.uuid4().hex}@{domain}>"
+
+
+def recently_auto_replied(session: Session, recipient: str, window: timedelta) -> bool:
+    since = utcnow() - window
+    count = session.scalar(
+        select(func.count())
+        .select_from(OutboxEmail)
+        .where(func.lower(OutboxEmail.recipient) == recipient.lower())
+        .where(OutboxEmail.automatic.is_(True))
+        .where(OutboxEmail.status.in_([Status.QUEUED, Status.SENDING, Status.SENT]))
+        .where(OutboxEmail.created_at >= since)
+    )
+    return bool(count)
+
+
+def enqueue(
+    session: Session,
+    config: Config,
+    *,
+    kind: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str | None = None,
+    contact_id: int | None = None,
+    reference: str | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    auto_submitted: str = "auto-replied",
+    rate_limited: bool = False,
+) -> OutboxEmail:
+    """Record one email to send. Returns the row; its status says if it will be sent."""
+    row = OutboxEmail(
+        contact_id=contact_id,
+        kind=kind,
+        recipient=one_line(to, 320),
+        subject=one_line(subject),
+        message_id=new_message_id(config, reference),
+        in_reply_to=in_reply_to,
+        automatic=rate_limited,
+        status=Status.QUEUED,
+        attempts=0,
+        next_attempt_at=utcnow(),
+    )
+    try:
+        recipient = single_address(to)
+    except UnsafeRecipient as exc:
+        row.status, row.last_error = Status.SUPPRESSED, f"unsafe recipient: {exc}"
+        session.add(row)
+        return row
+    row.recipient = recipient
+    window = timedelta(hours=config.replies.auto_reply_window_hours)
+    if rate_limited and recently_auto_replied(session, recipient, window):
+        row.status = Status.SUPPRESSED
+        row.last_error = f"an automatic reply already went to this address in the last {window}"
+        session.add(row)
+        return row
+
+    msg = EmailMessage()
+    msg["From"] = Address(addr_spec=config.smtp.from_address)
+    msg["To"] = Address(addr_spec=recipient)
+    msg["Subject"] = row.subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = row.message_id
+    msg["Auto-Submitted"] = auto_submitted
+    # Asks Exchange and others not to answer us with their own automatic replies.
+    msg["X-Auto-Response-Suppress"] = "All"
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = " ".join([*references, in_reply_to][-10:])
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    # SMTP and IMAP both want CRLF; smtplib sends bytes exactly as given.
+    row.raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    session.add(row)
+    return row
+
+
+@dataclass
+class SendSummary:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    recovered: int = 0
+
+
+class SentFolder:
+    """The mailbox's Sent folder, through an IMAP connection opened on demand."""
+
+    def __init__(self, open_mailbox: Callable[[], object] | None, folder: str) -> None:
+        self.open_mailbox = open_mailbox
+        self.folder = folder
+        self.mailbox = None
+
+    def _client(self):  # type: ignore[no-untyped-def]
+        if self.mailbox is None and self.open_mailbox is not None:
+            self.mailbox = self.open_mailbox()
+            self.mailbox.ensure_folders(self.folder)  # type: ignore[attr-defined]
+        return self.mailbox
+
+    def contains(self, message_id: str) -> bool:
+        mailbox = self._client()
+        if mailbox is None:
+            return False
+        return mailbox.has_message_id(self.folder, message_id)  # type: ignore[attr-defined]
+
+    def save(self, raw: bytes) -> bool:
+        try:
+            mailbox = self._client()
+            if mailbox is None:
+                return False
+            mailbox.append(raw, self.folder)  # type: ignore[attr-defined]
+            return True
+        except Exception as exc:  # noqa: BLE001 - a missing copy must not unsend the email
+            event(log, logging.WARNING, "sent_copy_not_saved", error=exc.__class__.__name__)
+            return False
+
+    def close(self) -> None:
+        if self.mailbox is not None:
+            self.mailbox.close()  # type: ignore[attr-defined]
+            self.mailbox = None
+
+
+def send_due(
+    config: Config,
+    sessions: sessionmaker[Session],
+    open_mailbox: Callable[[], object] | None = None,
+) -> SendSummary:
+    """Send every queued email that is due; recover any left `sending` by a crash."""
+    summary = SendSummary()
+    sent_folder = SentFolder(open_mailbox, config.mailbox.sent_folder)
+    try:
+        _recover_interrupted(config, sessions, sent_folder, summary)
+        with sessions() as session:
+            due = session.execute(
+                select(OutboxEmail.id)
+                .where(OutboxEmail.status == Status.QUEUED)
+                .where(OutboxEmail.next_attempt_at <= utcnow())
+                .order_by(OutboxEmail.id)
+            ).scalars().all()
+        if not due:
+            return summary
+        smtp: SmtpConnection | None = None
+        try:
+            for email_id in due:
+                smtp = _send_one(config, sessions, email_id, smtp, sent_folder, summary)
+        finally:
+            if smtp is not None:
+                smtp.close()
+    finally:
+        sent_folder.close()
+    return summary
+
+
+def _recover_interrupted(
+    config: Config,
+    sessions: sessionmaker[Session],
+    sent_folder: SentFolder,
+    summary: SendSummary,
+) -> None:
+    with sessions() as session:
+        interrupted = session.execute(
+            select(OutboxEmail).where(OutboxEmail.status == Status.SENDING)
+        ).scalars().all()
+        for row in interrupted:
+            if sent_folder.contains(row.message_id):
+                row.status, row.sent_at, row.copy_saved = Status.SENT, utcnow(), True
+                summary.recovered += 1
+                event(log, logging.WARNING, "send_recovered_as_sent", outbox=row.id,
+                      kind=row.kind)
+            else:
+                # Not accepted before the crash (no copy was filed): send it again.
+                row.status = Status.QUEUED
+                event(log, logging.WARNING, "send_interrupted_requeued", outbox=row.id,
+                      kind=row.kind)
+        session.commit()
+
+
+class SmtpConnection:
+    def __init__(self, config: Config) -> None:
+        settings = self.settings = config.smtp
+        timeout = settings.timeout_seconds
+        if settings.security == "ssl":
+            self.client: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=timeout,
+                context=ssl.create_default_context(),
+            )
+        else:
+            self.client = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
+            if settings.security == "starttls":
+                self.client.starttls(context=ssl.create_default_context())
+        password = settings.password()
+        if settings.username and password is not None:
+            self.client.login(settings.username, password)
+
+    def send(self, raw: bytes, recipient: str) -> None:
+        self.client.sendmail(self.settings.from_address, [recipient], raw)
+
+    def close(self) -> None:
+        try:
+            self.client.quit()
+        except (smtplib.SMTPException, OSError):
+            self.client.close()
+
+
+TEMPORARY_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError,
+                    socket.timeout)
+
+
+def _smtp_code(exc: Exception) -> int | None:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return codes[0] if codes else None
+    return getattr(exc, "smtp_code", None)
+
+
+def _send_one(
+    config: Config,
+    sessions: sessionmaker[Session],
+    email_id: int,
+    smtp: SmtpConnection | None,
+    sent_folder: SentFolder,
+    summary: SendSummary,
+) -> SmtpConnection | None:
+    with sessions() as session:
+        row = session.get(OutboxEmail, email_id)
+        if row is None or row.status != Status.QUEUED or row.raw is None:
+            return smtp
+        row.status = Status.SENDING
+        row.attempts += 1
+        session.commit()
+        raw, recipient = row.raw, row.recipient
+    failpoint(BEFORE_SMTP)
+    error: Exception | None = None
+    try:
+        if smtp is None:
+            smtp = SmtpConnection(config)
+        smtp.send(raw, recipient)
+    except (smtplib.SMTPException, *TEMPORARY_ERRORS) as exc:
+        error = exc
+        if smtp is not None:
+            smtp.close()
+        smtp = None
+    if error is None:
+        copy_saved = sent_folder.save(raw)
+        failpoint(AFTER_SMTP_ACCEPT)
+        _finish(sessions, email_id, Status.SENT, copy_saved=copy_saved)
+        summary.sent += 1
+        return smtp
+    code = _smtp_code(error)
+    permanent = code is not None and 500 <= code < 600
+    with sessions() as session:
+        row = session.get(OutboxEmail, email_id)
+        assert row is not None
+        row.last_error = f"{code or ''} {error.__class__.__name__}: {error}".strip()[:1000]
+        if permanent or row.attempts >= config.replies.max_send_attempts:
+            row.status = Status.FAILED
+            summary.failed += 1
+            level, name = logging.ERROR, "send_failed"
+        else:
+            row.status = Status.QUEUED
+            row.next_attempt_at = utcnow() + _backoff(
+                row.attempts, config.replies.retry_base_seconds
+            )
+            summary.retrying += 1
+            level, name = logging.WARNING, "send_deferred"
+        session.commit()
+        event(log, level, name, outbox=row.id, kind=row.kind, attempt=row.attempts,
+              smtp_code=code or "-", error=error.__class__.__name__)
+    return smtp
+
+
+def _backoff(attempts: int, base_seconds: int) -> timedelta:
+    return timedelta(seconds=min(base_seconds * 2 ** (attempts - 1), 3600))
+
+
+def _finish(
+    sessions: sessionmaker[Session], email_id: int, status: str, *, copy_saved: bool
+) -> None:
+    with sessions() as session:
+        row = session.get(OutboxEmail, email_id)
+        assert row is not None
+        row.status, row.sent_at, row.copy_saved = status, utcnow(), copy_saved
+        row.last_error = None
+        session.commit()
+        event(log, logging.INFO, "email_sent", outbox=row.id, kind=row.kind,
+              attempt=row.attempts, copy_saved=copy_saved)
+
+
+def mark_bounced(session: Session, message_ids: Sequence[str], reason: str) -> list[int]:
+    """A bounce that names one of our emails marks it failed; returns the ids marked."""
+    marked = []
+    for message_id in message_ids:
+        bare = message_id.strip().strip("<>")
+        row = session.execute(
+            select(OutboxEmail).where(OutboxEmail.message_id == f"<{bare}>")
+        ).scalar_one_or_none()
+        if row is not None:
+            row.status = Status.FAILED
+            row.last_error = f"bounced: {reason}"[:1000]
+            row.bounced_at = utcnow()
+            marked.append(row.id)
+    return marked
+

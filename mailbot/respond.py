@@ -1,0 +1,181 @@
+"""The respond stage: decides which emails a newly logged contact causes, if any.
+
+- A contact triaged `immediate` (threat to life) alerts `[alerts] urgent` and
+  `[alerts] safety_team` at once, whatever else is true of it.
+- A verified portal form with no safety signal at all gets the toolkit's signposting
+  reply, sent to the family's address from the portal, at most once a day per address.
+- Nothing else is sent automatically: safety concerns wait for a person (drafts), and an
+  unverified look-alike, a direct email, a reply to us or anything from our own address
+  never causes an email to an address taken from it.
+
+Emails are only queued here, in the same transaction as the log entry, so a crash can
+never keep the entry and lose its alert; `mailbot.outbox` sends them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.concern import Flag
+from mailbot.config import Config
+from mailbot.logs import event
+from mailbot.models import Contact, OutboxEmail, utcnow
+from mailbot.outbox import Kind, Status, UnsafeRecipient, enqueue, single_address
+from mailbot.replies import ENQUIRY_CATEGORIES, render_signposting, render_urgent_alert
+from mailbot.store import Examined
+
+log = logging.getLogger(__name__)
+
+URGENT = "immediate"
+
+
+def alert_recipients(config: Config) -> list[str]:
+    seen: dict[str, None] = {}
+    for address in (*config.alerts.urgent, *config.alerts.safety_team):
+        seen.setdefault(address.lower(), None)
+    return list(seen)
+
+
+def respond(session: Session, config: Config, contact: Contact, examined: Examined) -> None:
+    if contact.urgency == URGENT:
+        _alert_urgent(session, config, contact)
+    if _may_signpost(config, contact, examined):
+        _signpost(session, config, contact, examined)
+
+
+def _alert_urgent(session: Session, config: Config, contact: Contact) -> None:
+    event(log, logging.WARNING, "urgent_contact", reference=contact.reference,
+          source=contact.source, verified=contact.verified,
+          reasons=len(contact.triage_reasons))
+    recipients = alert_recipients(config)
+    if not recipients:
+        event(log, logging.ERROR, "urgent_alert_has_no_recipients",
+              reference=contact.reference, fix="set [alerts] urgent or safety_team")
+        return
+    rendered = render_urgent_alert(
+        reference=contact.reference,
+        received_at=contact.received_at,
+        urgency=contact.urgency,
+        reasons=(
+            list(contact.triage_reasons)
+            if config.alerts.include_text
+            else [without_quotes(reason) for reason in contact.triage_reasons]
+        ),
+        source=contact.source,
+        verified=contact.verified,
+        include_text=config.alerts.include_text,
+        concern_text=contact.concern_text,
+        prisoner_number=contact.prisoner_number,
+        prison=config.prison,
+        override_dir=_override_dir(config),
+    )
+    for recipient in recipients:
+        email = enqueue(
+            session, config, kind=Kind.URGENT_ALERT, to=recipient, subject=rendered.subject,
+            text=rendered.text, html=rendered.html, reference=contact.reference,
+            auto_submitted="auto-generated",
+        )
+        email.contact = contact
+
+
+_QUOTED = re.compile(r':?\s*"[^"]*"(?:\s*\+\s*"[^"]*")*')
+
+
+def without_quotes(reason: str) -> str:
+    """A triage reason without the family's own words it quotes: the rule stays, so
+    staff still see why (`suicide_self_harm (immediate, rule plan_to_die)`)."""
+    return " ".join(_QUOTED.sub("", reason).split())
+
+
+def _may_signpost(config: Config, contact: Contact, examined: Examined) -> bool:
+    return (
+        config.replies.send_signposting
+        and not contact.is_safer_custody
+        and contact.source == "portal_form"
+        and examined.verified
+        and Flag.FROM_OUR_DOMAIN not in contact.flags
+        and Flag.NEEDS_REVIEW not in contact.flags
+    )
+
+
+def reply_address(config: Config, contact: Contact, examined: Examined) -> str | None:
+    """The family's address from a verified form: Reply-To, else the form's own field.
+
+    Only ever one plain, valid address, and never one of ours or the portal's (two
+    robots must not answer each other)."""
+    excluded = set(config.own_addresses) | set(config.portal.senders)
+    for candidate in (examined.reply_to, contact.submitter_email):
+        if not candidate:
+            continue
+        try:
+            address = single_address(candidate)
+        except UnsafeRecipient:
+            continue
+        if address.lower() not in excluded:
+            return address
+    return None
+
+
+def _signpost(session: Session, config: Config, contact: Contact, examined: Examined) -> None:
+    category = next((c for c in contact.categories if c in ENQUIRY_CATEGORIES), "other")
+    recipient = reply_address(config, contact, examined)
+    if recipient is None:
+        event(log, logging.WARNING, "signposting_not_sent", reference=contact.reference,
+              why="no single valid address on the form")
+        return
+    rendered = render_signposting(
+        category=category, reference=contact.reference, prison=config.prison,
+        override_dir=_override_dir(config),
+    )
+    in_reply_to = f"<{examined.message_id}>" if examined.message_id else None
+    email = enqueue(
+        session, config, kind=Kind.SIGNPOSTING, to=recipient, subject=rendered.subject,
+        text=rendered.text, html=rendered.html, reference=contact.reference,
+        in_reply_to=in_reply_to, auto_submitted="auto-replied", rate_limited=True,
+    )
+    email.contact = contact
+    event(log, logging.INFO, "signposting_queued", reference=contact.reference,
+          category=category, status=email.status)
+
+
+def link_bounce(session: Session, examined: Examined) -> list[OutboxEmail]:
+    """A bounce of one of our emails marks that email failed, linked by the bounced
+    Message-ID, else by a failed recipient we sent to in the last week."""
+    rows: list[OutboxEmail] = []
+    if examined.original_message_id:
+        bare = examined.original_message_id.strip().strip("<>")
+        rows = list(
+            session.execute(
+                select(OutboxEmail).where(OutboxEmail.message_id == f"<{bare}>")
+            ).scalars()
+        )
+    if not rows and examined.bounced_recipients:
+        since = utcnow() - timedelta(days=7)
+        rows = list(
+            session.execute(
+                select(OutboxEmail)
+                .where(OutboxEmail.recipient.in_(examined.bounced_recipients))
+                .where(OutboxEmail.status == Status.SENT)
+                .where(OutboxEmail.sent_at >= since)
+                .order_by(OutboxEmail.sent_at.desc())
+                .limit(1)
+            ).scalars()
+        )
+    for row in rows:
+        row.status = Status.FAILED
+        row.bounced_at = utcnow()
+        row.last_error = "bounced: the receiving system reported a delivery failure"
+        event(log, logging.WARNING, "email_bounced", outbox=row.id, kind=row.kind)
+    return rows
+
+
+def _override_dir(config: Config) -> Path | None:
+    directory = config.replies.template_override_dir
+    return Path(directory) if directory else None
+

@@ -1,0 +1,263 @@
+"""End to end with real Dovecot and a real SMTP server: who gets an email, and how often.
+
+A verified enquiry gets exactly one signposting reply; a forged form, a safety concern
+and an automatic reply get none; a threat to life alerts the safety team in the same run;
+temporary and permanent SMTP failures and a crash mid-send never duplicate an email."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import select
+
+from mailbot import db
+from mailbot.cli import main
+from mailbot.models import OutboxEmail
+from tests.conftest import sample_bytes
+from tests.forms import portal_form
+
+pytestmark = pytest.mark.servers
+
+URGENT = "duty.governor@prison.example"
+SAFETY_TEAM = "safety.team@prison.example"
+ALERTS = f"""
+[alerts]
+urgent = ["{URGENT}"]
+safety_team = ["{SAFETY_TEAM}"]
+
+[replies]
+retry_base_seconds = 0
+"""
+THREAT_TO_LIFE = "He rang me and said he is going to hang himself tonight. Please help."
+
+
+@pytest.fixture
+def configured(dovecot, smtp_sink, make_config):  # type: ignore[no-untyped-def]
+    def make(extra: str = ALERTS):  # type: ignore[no-untyped-def]
+        path, config = make_config(smtp_port=smtp_sink.port, extra=extra)
+        return str(path), config
+
+    return make
+
+
+def run_once(config_path: str) -> int:
+    return main(["--config", config_path, "run", "--once"])
+
+
+def outbox(config) -> list[OutboxEmail]:  # type: ignore[no-untyped-def]
+    engine = db.make_engine(config.database.url)
+    with db.session_factory(engine)() as session:
+        rows = list(session.execute(select(OutboxEmail).order_by(OutboxEmail.id)).scalars())
+    engine.dispose()
+    return rows
+
+
+def export(config_path: str, capsys) -> list[dict]:  # type: ignore[no-untyped-def]
+    capsys.readouterr()
+    assert main(["--config", config_path, "export"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_verified_visits_enquiry_gets_exactly_one_signposting_reply(
+    dovecot, smtp_sink, configured, capsys
+):
+    dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
+    config_path, config = configured()
+    assert run_once(config_path) == 0
+    assert run_once(config_path) == 0
+
+    assert len(smtp_sink.messages) == 1
+    [delivered] = smtp_sink.messages
+    assert delivered["rcpt_tos"] == ["sam.sample@example.net"]
+    [reply] = smtp_sink.parsed()
+    [entry] = export(config_path, capsys)
+    assert entry["is_safer_custody"] is False
+    assert "visits" in entry["categories"]
+    assert f"[{entry['reference']}]" in reply["Subject"]
+    assert reply["Auto-Submitted"] == "auto-replied"
+    assert reply["In-Reply-To"] == "<sample-02@portal.example.org>"
+    assert reply["From"] == "safercustody.exampletown@prison.example"
+    body = reply.get_body(("plain",)).get_content()
+    assert "0808 808 2003" in body
+    assert "Lee Sample" not in body and "Lee Sample" not in reply["Subject"]
+    assert [r["kind"] for r in entry["replies"]] == ["signposting"]
+    assert entry["replies"][0]["status"] == "sent"
+    # A copy is kept in the mailbox's Sent folder.
+    assert dovecot.folder_counts("Sent")["Sent"] == 1
+
+
+def test_forged_form_safety_concern_and_out_of_office_get_nothing(
+    dovecot, smtp_sink, configured, capsys
+):
+    dovecot.append(sample_bytes("04-portal-unverified.eml"))
+    dovecot.append(sample_bytes("01-portal-safety-multipart.eml"))
+    dovecot.append(sample_bytes("06-out-of-office.eml"))
+    dovecot.append(portal_form(verified=False, email="forged@example.org"))
+    config_path, _ = configured()
+    assert run_once(config_path) == 0
+    assert smtp_sink.messages == []
+    entries = {e["message_id"]: e for e in export(config_path, capsys)}
+    assert entries["sample-01@portal.example.org"]["is_safer_custody"] is True
+    assert entries["sample-01@portal.example.org"]["urgency"] in ("urgent", "immediate")
+
+
+def test_safety_words_in_a_visits_form_are_never_signposted(
+    dovecot, smtp_sink, configured, capsys
+):
+    dovecot.append(portal_form(topic="Visits", text="When are visits? He said he can't go on."))
+    config_path, _ = configured()
+    assert run_once(config_path) == 0
+    assert not [m for m in smtp_sink.messages if "sam.sample@example.net" in m["rcpt_tos"]]
+    [entry] = export(config_path, capsys)
+    assert entry["is_safer_custody"] is True
+
+
+def test_threat_to_life_alerts_the_safety_team_in_the_same_run(
+    dovecot, smtp_sink, configured, capsys
+):
+    dovecot.append(
+        portal_form(topic="Something else", urgency="It is not urgent", text=THREAT_TO_LIFE)
+    )
+    config_path, _ = configured()
+    assert run_once(config_path) == 0
+    [entry] = export(config_path, capsys)
+    assert entry["urgency"] == "immediate"
+    recipients = sorted(r for m in smtp_sink.messages for r in m["rcpt_tos"])
+    assert recipients == sorted([URGENT, SAFETY_TEAM])
+    alert = smtp_sink.parsed()[0]
+    assert entry["reference"] in alert["Subject"]
+    text = alert.get_body(("plain",)).get_content()
+    assert "hang himself" not in text and "A1234BC" not in text
+    assert "Lee Sample" not in text
+    assert alert["Auto-Submitted"] == "auto-generated"
+
+
+def test_hostile_enquiry_reaches_only_the_one_family_address(
+    dovecot, smtp_sink, configured, capsys
+):
+    dovecot.append(
+        portal_form(
+            email="sam.sample@example.net\r\nBcc: evil@attacker.example",
+            text="{{ 7*7 }} <script>alert(1)</script> what time are visits?",
+        )
+    )
+    dovecot.append(
+        portal_form(email="victim@example.org, evil@attacker.example",
+                    reply_to="victim@example.org, evil@attacker.example")
+    )
+    config_path, _ = configured()
+    assert run_once(config_path) == 0
+    everyone = [r for m in smtp_sink.messages for r in m["rcpt_tos"]]
+    assert "evil@attacker.example" not in everyone
+    assert everyone == ["sam.sample@example.net"]
+    for message in smtp_sink.parsed():
+        assert "Bcc" not in message and "attacker" not in str(message)
+        assert "49" not in message["Subject"]
+
+
+def test_hostile_text_in_an_alert_is_shown_literally(dovecot, smtp_sink, configured):
+    dovecot.append(
+        portal_form(text="{{ 7*7 }} {% raw %} <script>alert(1)</script>\n" + THREAT_TO_LIFE)
+    )
+    config_path, _ = configured(ALERTS.replace("[alerts]", "[alerts]\ninclude_text = true"))
+    assert run_once(config_path) == 0
+    alert = smtp_sink.parsed()[0]
+    text = alert.get_body(("plain",)).get_content()
+    html = alert.get_body(("html",)).get_content()
+    assert "{{ 7*7 }}" in text and "{% raw %}" in text and "<script>" in text
+    assert "&lt;script&gt;" in html and "<script>" not in html
+
+
+def test_temporary_smtp_failure_is_retried_and_delivered_once(
+    dovecot, smtp_sink, configured
+):
+    smtp_sink.replies.append("451 4.3.0 Try again later")
+    dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
+    config_path, config = configured()
+    assert run_once(config_path) == 0
+    assert smtp_sink.messages == []
+    assert [(r.status, r.attempts) for r in outbox(config)] == [("queued", 1)]
+    assert run_once(config_path) == 0
+    assert len(smtp_sink.messages) == 1
+    assert [(r.status, r.attempts) for r in outbox(config)] == [("sent", 2)]
+    assert run_once(config_path) == 0
+    assert len(smtp_sink.messages) == 1
+
+
+def test_permanent_smtp_failure_marks_the_reply_failed(
+    dovecot, smtp_sink, configured, capsys
+):
+    smtp_sink.replies.append("550 5.1.1 No such user")
+    dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
+    config_path, config = configured()
+    assert run_once(config_path) == 0
+    assert run_once(config_path) == 0
+    assert smtp_sink.messages == []
+    [row] = outbox(config)
+    assert row.status == "failed" and "550" in row.last_error
+    [entry] = export(config_path, capsys)
+    assert entry["replies"][0]["status"] == "failed"
+
+
+@pytest.mark.parametrize("where", ["before_smtp", "after_smtp_accept"])
+def test_kill_during_sending_then_a_new_run_delivers_exactly_once(
+    dovecot, smtp_sink, configured, where
+):
+    dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
+    dovecot.append(portal_form(email="other.family@example.org", topic="Property",
+                               text="Where do I send his clothes?"))
+    config_path, config = configured()
+    killed = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", config_path, "run", "--once"],
+        env=dict(os.environ, MAILBOT_FAILPOINT=where),
+        capture_output=True,
+    )
+    assert killed.returncode == -9
+    assert run_once(config_path) == 0
+    assert run_once(config_path) == 0
+    delivered = sorted(r for m in smtp_sink.messages for r in m["rcpt_tos"])
+    assert delivered == ["other.family@example.org", "sam.sample@example.net"]
+    assert [r.status for r in outbox(config)] == ["sent", "sent"]
+
+
+def test_one_automatic_reply_per_address_per_day(dovecot, smtp_sink, configured):
+    dovecot.append(portal_form(email="twice@example.org"))
+    dovecot.append(portal_form(email="twice@example.org", topic="Money",
+                               text="How do I send him money?"))
+    config_path, config = configured()
+    assert run_once(config_path) == 0
+    assert len(smtp_sink.messages) == 1
+    assert sorted(r.status for r in outbox(config)) == ["sent", "suppressed"]
+
+
+def test_a_bounce_of_our_reply_marks_it_failed(dovecot, smtp_sink, configured):
+    dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
+    config_path, config = configured()
+    assert run_once(config_path) == 0
+    [row] = outbox(config)
+    bounce = (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+        "To: safercustody.exampletown@prison.example\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "Message-ID: <bounce-1@mx.example.net>\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n'
+        "MIME-Version: 1.0\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        "Final-Recipient: rfc822; sam.sample@example.net\r\nAction: failed\r\n"
+        "Status: 5.1.1\r\n\r\n"
+        "--b\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: {row.message_id}\r\nSubject: {row.subject}\r\n\r\n"
+        "--b--\r\n"
+    ).encode()
+    dovecot.append(bounce)
+    assert run_once(config_path) == 0
+    [row] = outbox(config)
+    assert row.status == "failed" and row.bounced_at is not None
+    assert len(smtp_sink.messages) == 1  # the bounce itself is never answered
