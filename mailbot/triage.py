@@ -5,12 +5,13 @@ The text decides, not the form: the family's chosen topic and urgency are hints 
 only add to what the words say. A contact is `not_safer_custody` only when nothing in its
 subject or text, topic or urgency choice is a safety signal; recall beats precision.
 
-The rules are data, not code. The shipped rules are `mailbot/data/triage.toml` (documented
-at its top); `load_rules()` reads them, `load_rules(path)` reads an admin's file instead.
-An admin's file either stands alone or starts with `extends = "default"` and only adds to
-the shipped rules (see `config/triage.toml`); the daemon's configuration names that file.
-Loading validates everything and raises `TriageRulesError` (a `ValueError`) naming the bad
-entry, so a typo stops the daemon at start rather than silently missing a concern.
+The rules are data, not code. The canonical rules ship inside the package as
+`mailbot/data/triage.toml`, whose header documents the format; `load_rules()` reads them.
+Admins do not edit that file: `load_rules(path)` reads their own file, which either stands
+alone or starts with `extends = "default"` and only adds to the shipped rules (annotated
+example: `config/triage.toml`; mailbot's configuration names it as `[triage] rules_file`).
+Loading validates everything and raises `TriageRulesError` (a `ValueError`) naming the file
+and the bad entry, so a typo stops the daemon at start instead of silently missing concerns.
 
 How a text is read, in short:
   1. HTML tags and `>` quote marks go, entities are decoded, and the text is cut into
@@ -19,12 +20,15 @@ How a text is read, in short:
      is respelt through the `[spelling]` table (`suicidle` -> `suicidal`, `2nite` ->
      `tonight`, `gonna` -> `going to`) and gets a light stem (`harming`, `harmed`,
      `harmin` -> `harm`; `bullied`, `bullies` -> `bully`), so a rule matches its forms.
-  2. Every `[[signal]]` phrase is matched on whole words. A match preceded (within the
-     same clause) by a negator and only linking words ("not", "no thoughts of", "never
-     been in") is negated: it is shown to staff but decides nothing. Negation never
-     reaches past "but" or a sentence end, so a second, real signal still counts.
+  2. Every `[[signal]]` phrase is matched on whole words (phrase syntax: words, `{group}`,
+     `word*`, `=word`, `a|b`, `(a b|c)`, `[optional]`, `..` gap, `#` number). A match
+     preceded in its clause by a negator and only linking words ("not", "no thoughts of",
+     "never been in") is negated: shown to staff, deciding nothing, unless undone ("never
+     ... until now"). Negation never reaches past "but" or a sentence end, so a second,
+     real signal still counts.
   3. `[[lower]]` rules lower an attempt told as history ("years ago"); `[[combination]]`
-     rules raise signals found together ("tonight" + suicidal talk -> immediate).
+     rules raise signals found together ("tonight" + suicidal talk -> immediate; staff +
+     violence in one sentence -> staff_conduct).
   4. Urgency is the highest level among fired signals, combinations, the topic hint and
      the urgency choice; categories are every fired category (safety ones first).
 
@@ -151,6 +155,7 @@ _TAG = re.compile(r"<[A-Za-z!/][^<>]*>")
 _QUOTE_MARKS = re.compile(r"(?m)^[ \t]*(?:>[ \t]?)+")
 _PIECES = re.compile(
     r"(?P<word>[^\W_]+(?:'[^\W_]+)*)"
+    r"|(?P<currency>[\u00a3$\u20ac])"
     r"|(?P<sentence>\n[ \t]*\n|[.!?;\u2026]+)"
     r"|(?P<clause>[,:()\[\]\u2013\u2014]|\s-+\s|\n[ \t]*[-*\u2022])"
 )
@@ -184,6 +189,7 @@ class Signal:
     level: str
     tags: frozenset[str]
     pattern: re.Pattern[str] | None  # compiled phrases, on the word string
+    by_start: Mapping[Key, re.Pattern[str]]  # the phrases that can start with a given word
     regex: re.Pattern[str] | None  # compiled regex entries, on the plain string
     unless: re.Pattern[str] | None
     negatable: bool
@@ -223,9 +229,12 @@ class Negation:
     linking: frozenset[str]
     coordinators: frozenset[str]
     breakers: frozenset[str]
+    undo: re.Pattern[str] | None = None  # "never X but he is now": X counts after all
+    undo_within: int = 8
+    conditionals: frozenset[str] = frozenset()  # "if he doesnt pay up": not a denial
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TriageRules:
     """Compiled triage rules: load once with `load_rules()`, reuse for every text."""
 
@@ -240,6 +249,10 @@ class TriageRules:
     _cache: dict[str, tuple[tuple[str, str], ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _index: _StartIndex = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", _StartIndex(self.signals))
 
     def words(self, raw: str) -> tuple[tuple[str, str], ...]:
         """(stem, plain) pairs for one written word, after respelling."""
@@ -249,6 +262,54 @@ class TriageRules:
             if len(self._cache) < 50_000:
                 self._cache[raw] = cached
         return cached
+
+
+_Entry = tuple[int, re.Pattern[str]]  # (signal number, phrases starting with one word)
+
+
+class _StartIndex:
+    """Which phrases can start at a word, looked up once per word of a text, so that a
+    text is only searched where a phrase can begin (thousands of texts a second)."""
+
+    def __init__(self, signals: tuple[Signal, ...]) -> None:
+        self.stem: dict[str, list[_Entry]] = {}
+        self.plain: dict[str, list[_Entry]] = {}
+        self.prefix: dict[str, list[tuple[str, _Entry]]] = {}
+        self.number: list[_Entry] = []
+        self._cache: dict[tuple[str, str], tuple[_Entry, ...]] = {}
+        for i, signal in enumerate(signals):
+            for (kind, text), pattern in signal.by_start.items():
+                entry = (i, pattern)
+                if kind == "stem":
+                    self.stem.setdefault(text, []).append(entry)
+                elif kind == "plain":
+                    self.plain.setdefault(text, []).append(entry)
+                elif kind == "prefix":
+                    self.prefix.setdefault(text[:3], []).append((text, entry))
+                else:
+                    self.number.append(entry)
+
+    def candidates(
+        self, stems: list[str], plains: list[str]
+    ) -> dict[int, list[tuple[int, re.Pattern[str]]]]:
+        """Signal number -> (word position, phrases to try there)."""
+        found: dict[int, list[tuple[int, re.Pattern[str]]]] = {}
+        for pos, word in enumerate(zip(stems, plains, strict=True)):
+            entries = self._cache.get(word)
+            if entries is None:
+                entries = self._entries(*word)
+            for i, pattern in entries:
+                found.setdefault(i, []).append((pos, pattern))
+        return found
+
+    def _entries(self, st: str, pl: str) -> tuple[_Entry, ...]:
+        entries = [*self.stem.get(st, ()), *self.plain.get(pl, ())]
+        entries += [e for prefix, e in self.prefix.get(pl[:3], ()) if pl.startswith(prefix)]
+        if pl.isdigit():
+            entries += self.number
+        if len(self._cache) < 50_000:
+            self._cache[(st, pl)] = tuple(entries)
+        return tuple(entries)
 
 
 def respell(raw: str, spelling: Mapping[str, tuple[str, ...]]) -> tuple[tuple[str, str], ...]:
@@ -270,22 +331,37 @@ def _key(label: str) -> str:
     return " ".join(re.findall(r"[^\W_]+", label.casefold()))
 
 
+Key = tuple[str, str]  # how a phrase can start: ("stem"|"plain"|"prefix"|"number", text)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Compiled phrase syntax: a regex over the word string, and the words it can start
+    with, so that a text is only searched where a phrase can begin."""
+
+    regex: str
+    starts: frozenset[Key]
+    optional: bool = False
+
+
 class _Compiler:
     """Turns the phrase syntax of the rules file into regular expressions over the word
     string, where each word is written `stem/plain` and words are separated by spaces."""
 
     _WORD = re.compile(r"[a-z0-9']+")
+    _SLOTS = re.compile(r"\([^()\[\]]*\)|\[[^()\[\]]*\]|[^\s()\[\]]+|\S")
 
     def __init__(self, spelling: Mapping[str, tuple[str, ...]], gap_words: int) -> None:
         self.spelling = spelling
         self.gap = rf"(?:[^ |,]+ ){{0,{gap_words}}}"
-        self.groups: dict[str, str] = {}
-        self.group_words: dict[str, tuple[str, ...]] = {}
+        self.groups: dict[str, _Piece] = {}
 
     def _words(self, word: str) -> tuple[tuple[str, str], ...]:
         return respell(word, self.spelling)
 
-    def item(self, item: str, where: str, allow_groups: bool = True) -> str:
+    def item(self, item: str, where: str, allow_groups: bool = True) -> _Piece:
+        if item == "#":
+            return _Piece(r"[0-9]+/[0-9]+ ", frozenset({("number", "")}))
         if allow_groups and item.startswith("{") and item.endswith("}"):
             name = item[1:-1]
             if name not in self.groups:
@@ -306,16 +382,31 @@ class _Compiler:
         if exact and prefix:
             raise TriageRulesError(f"{where}: {item!r} cannot be both =exact and prefix*")
         if exact:
-            return rf"[^ /]+/{re.escape(plain)} "
+            return _Piece(rf"[^ /]+/{re.escape(plain)} ", frozenset({("plain", plain)}))
         if prefix:
             if len(plain) < 3:
                 raise TriageRulesError(f"{where}: {item!r}: a prefix needs 3 letters or more")
-            return rf"[^ /]+/{re.escape(plain)}[^ ]* "
-        return "".join(rf"{re.escape(s)}/[^ ]+ " for s, _ in self._words(word))
+            return _Piece(rf"[^ /]+/{re.escape(plain)}[^ ]* ", frozenset({("prefix", plain)}))
+        words = self._words(word)
+        return _Piece(
+            "".join(rf"{re.escape(s)}/[^ ]+ " for s, _ in words),
+            frozenset({("stem", words[0][0])}),
+        )
 
-    _SLOTS = re.compile(r"\([^()\[\]]*\)|\[[^()\[\]]*\]|[^\s()\[\]]+|\S")
+    def sequence(self, pieces: list[_Piece]) -> _Piece:
+        """Pieces in a row; it can start with any piece up to the first required one."""
+        starts: set[Key] = set()
+        for piece in pieces:
+            starts |= piece.starts
+            if not piece.optional:
+                break
+        return _Piece(
+            "".join(p.regex for p in pieces),
+            frozenset(starts),
+            all(p.optional for p in pieces),
+        )
 
-    def slot(self, slot: str, where: str, allow_groups: bool = True) -> str:
+    def slot(self, slot: str, where: str, allow_groups: bool = True) -> _Piece:
         """One position of a phrase: `a|b`, `(a b|c)` (alternatives of several words) or
         `[a b|c]` (optional)."""
         optional = slot.startswith("[")
@@ -329,21 +420,29 @@ class _Compiler:
         if any(not a.strip() for a in alternatives):
             raise TriageRulesError(f"{where}: empty alternative in {slot!r}")
         alts = [
-            "".join(self.item(w, where, allow_groups) for w in a.split())
+            self.sequence([self.item(w, where, allow_groups) for w in a.split()])
             for a in alternatives
         ]
-        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-        return f"(?:{body})?" if optional else body
+        regex = alts[0].regex if len(alts) == 1 else "(?:" + "|".join(a.regex for a in alts) + ")"
+        starts = frozenset().union(*(a.starts for a in alts))
+        if optional:
+            return _Piece(f"(?:{regex})?", starts, True)
+        return _Piece(regex, starts)
 
-    def phrase(self, phrase: str, where: str) -> str:
+    def phrase(self, phrase: str, where: str) -> _Piece:
         slots = self._SLOTS.findall(phrase)
         if not slots:
             raise TriageRulesError(f"{where}: empty phrase")
         if slots[0] == ".." or slots[-1] == "..":
             raise TriageRulesError(f"{where}: a phrase cannot start or end with '..'")
-        if all(s.startswith("[") for s in slots if s != ".."):
+        pieces = [
+            _Piece(self.gap, frozenset(), True) if s == ".." else self.slot(s, where)
+            for s in slots
+        ]
+        phrase_piece = self.sequence(pieces)
+        if phrase_piece.optional:
             raise TriageRulesError(f"{where}: a phrase needs at least one required word")
-        return "".join(self.gap if s == ".." else self.slot(s, where) for s in slots)
+        return phrase_piece
 
     def add_group(self, name: str, entries: list[str], where: str) -> None:
         alts = []
@@ -351,9 +450,12 @@ class _Compiler:
             parts = entry.split()
             if not parts:
                 raise TriageRulesError(f"{where} entry {i}: empty")
-            alts.append("".join(self.slot(p, f"{where} entry {i} ({entry!r})", False)
-                                for p in parts))
-        self.groups[name] = "(?:" + "|".join(alts) + ")"
+            at = f"{where} entry {i} ({entry!r})"
+            alts.append(self.sequence([self.slot(p, at, False) for p in parts]))
+        self.groups[name] = _Piece(
+            "(?:" + "|".join(a.regex for a in alts) + ")",
+            frozenset().union(*(a.starts for a in alts)),
+        )
 
     def single_stems(self, words: Iterable[str], where: str) -> frozenset[str]:
         stems = set()
@@ -376,7 +478,10 @@ _COMBINATION_KEYS = {
     "name", "when", "level", "within", "same_sentence", "category", "description",
 }
 _LOWER_KEYS = {"name", "tags", "near", "unless_near", "level", "description"}
-_NEGATION_KEYS = {"window", "negators", "linking_words", "coordinators", "scope_breakers"}
+_NEGATION_KEYS = {
+    "window", "negators", "linking_words", "coordinators", "scope_breakers", "undone_by",
+    "not_after",
+}
 _SETTINGS_KEYS = {"gap_words"}
 _LIST_KEYS = {"phrases", "regex", "unless", "tags", "when", "near", "unless_near"}
 
@@ -472,7 +577,8 @@ def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
 def _unknown(keys: Iterable[str], known: set[str], where: str) -> None:
     extra = sorted(set(keys) - known)
     if extra:
-        raise TriageRulesError(f"{where}: unknown key {extra[0]!r} (known: {', '.join(sorted(known))})")
+        known_keys = ", ".join(sorted(known))
+        raise TriageRulesError(f"{where}: unknown key {extra[0]!r} (known: {known_keys})")
 
 
 def _level(value: Any, allowed: tuple[str, ...], where: str) -> str:
@@ -528,6 +634,11 @@ def _compile(raw: dict[str, Any], source: str) -> TriageRules:
         breakers=compiler.single_stems(
             _strings(neg_raw.get("scope_breakers", []), "[negation] scope_breakers"),
             "[negation] scope_breakers"),
+        undo=_join_phrases(compiler, _strings(neg_raw.get("undone_by", []),
+                                              "[negation] undone_by"), "[negation] undone_by"),
+        conditionals=compiler.single_stems(
+            _strings(neg_raw.get("not_after", []), "[negation] not_after"),
+            "[negation] not_after"),
     )
 
     signals = []
@@ -631,6 +742,30 @@ def _category(value: Any, level: str, where: str) -> str:
     return str(value)
 
 
+def _join_phrases(compiler: _Compiler, phrases: list[str], where: str) -> re.Pattern[str] | None:
+    return _join_pieces(compiler, phrases, where)[0]
+
+
+def _join_pieces(
+    compiler: _Compiler, phrases: list[str], where: str
+) -> tuple[re.Pattern[str] | None, dict[Key, re.Pattern[str]]]:
+    """All the phrases as one pattern, and the phrases grouped by the word they start with."""
+    pieces = [compiler.phrase(p, f"{where} {p!r}") for p in phrases]
+    if not pieces:
+        return None, {}
+    by_start: dict[Key, list[str]] = {}
+    for piece in pieces:
+        for key in piece.starts:
+            by_start.setdefault(key, []).append(piece.regex)
+    return _alternation(p.regex for p in pieces), {
+        key: _alternation(regexes) for key, regexes in by_start.items()
+    }
+
+
+def _alternation(regexes: Iterable[str]) -> re.Pattern[str]:
+    return re.compile("(?<= )(?:" + "|".join(dict.fromkeys(regexes)) + ")")
+
+
 def _compile_signal(entry: Any, i: int, compiler: _Compiler, names: set[str]) -> Signal:
     if not isinstance(entry, dict):
         raise TriageRulesError(f"[[signal]] #{i} must be a table")
@@ -651,8 +786,7 @@ def _compile_signal(entry: Any, i: int, compiler: _Compiler, names: set[str]) ->
         raise TriageRulesError(f"{where}: negatable must be true or false")
 
     def join(items: list[str], what: str) -> re.Pattern[str] | None:
-        parts = [compiler.phrase(p, f"{where} {what} {p!r}") for p in items]
-        return re.compile("(?<= )(?:" + "|".join(parts) + ")") if parts else None
+        return _join_phrases(compiler, items, f"{where} {what}")
 
     regex = None
     if regexes:
@@ -662,12 +796,14 @@ def _compile_signal(entry: Any, i: int, compiler: _Compiler, names: set[str]) ->
             except re.error as exc:
                 raise TriageRulesError(f"{where} regex {r!r}: {exc}") from None
         regex = re.compile("|".join(f"(?:{r})" for r in regexes))
+    pattern, by_start = _join_pieces(compiler, phrases, f"{where} phrase")
     return Signal(
         name=name,
         category=category,
         level=level,
         tags=frozenset(_strings(entry.get("tags", []), f"{where} tags")),
-        pattern=join(phrases, "phrase"),
+        pattern=pattern,
+        by_start=by_start,
         regex=regex,
         unless=join(_strings(entry.get("unless", []), f"{where} unless"), "unless"),
         negatable=negatable,
@@ -684,6 +820,7 @@ class _Words:
 
     text: str  # cleaned text, for quoting
     stems: list[str]  # per position: stem, or "|" / "," for a boundary
+    plains: list[str]  # per position: the word as respelt, or the boundary mark
     spans: list[tuple[int, int]]  # per position: where in `text`
     sentence: list[int]  # per position: sentence number
     joined: str  # " stem/plain stem/plain | ... " for phrases
@@ -699,8 +836,8 @@ def _read(text: str, rules: TriageRules) -> _Words:
     spans: list[tuple[int, int]] = []
     for m in _PIECES.finditer(cleaned):
         kind = m.lastgroup
-        if kind == "word":
-            for s, p in rules.words(m.group()):
+        if kind == "word" or kind == "currency":
+            for s, p in rules.words("pounds" if kind == "currency" else m.group()):
                 stems.append(s)
                 plains.append(p)
                 spans.append(m.span())
@@ -720,8 +857,12 @@ def _read(text: str, rules: TriageRules) -> _Words:
         if s == _SENTENCE:
             number += 1
         sentence.append(number)
-    joined_parts = [s if s in (_SENTENCE, _CLAUSE) else f"{s}/{p}" for s, p in zip(stems, plains)]
-    return _Words(cleaned, stems, spans, sentence, *_joined(joined_parts), *_joined(plains))
+    joined_parts = [
+        s if s in (_SENTENCE, _CLAUSE) else f"{s}/{p}" for s, p in zip(stems, plains, strict=True)
+    ]
+    return _Words(
+        cleaned, stems, plains, spans, sentence, *_joined(joined_parts), *_joined(plains)
+    )
 
 
 def _joined(parts: list[str]) -> tuple[str, list[int]]:
@@ -743,8 +884,19 @@ class _Match:
     note: str = ""
 
 
-def _spans(pattern: re.Pattern[str], string: str, starts: list[int]) -> Iterable[tuple[int, int]]:
-    for m in pattern.finditer(string):
+def _spans(
+    pattern: re.Pattern[str], string: str, starts: list[int]
+) -> Iterable[tuple[int, int]]:
+    """Word spans (first, last) of the pattern's matches anywhere in the string."""
+    return _word_spans(pattern.finditer(string), string, starts)
+
+
+def _word_spans(
+    found: Iterable[re.Match[str] | None], string: str, starts: list[int]
+) -> Iterable[tuple[int, int]]:
+    for m in found:
+        if m is None:
+            continue
         a, b = m.span()
         while a < b and string[a] == " ":
             a += 1
@@ -759,10 +911,12 @@ def _spans(pattern: re.Pattern[str], string: str, starts: list[int]) -> Iterable
 
 def _find(words: _Words, rules: TriageRules) -> list[_Match]:
     found: list[_Match] = []
-    for signal in rules.signals:
+    candidates = rules._index.candidates(words.stems, words.plains)
+    for i, signal in enumerate(rules.signals):
         hits: list[tuple[int, int]] = []
-        if signal.pattern is not None:
-            hits.extend(_spans(signal.pattern, words.joined, words.joined_starts))
+        if i in candidates:
+            tries = (p.match(words.joined, words.joined_starts[pos]) for pos, p in candidates[i])
+            hits.extend(_word_spans(tries, words.joined, words.joined_starts))
         if signal.regex is not None:
             hits.extend(_spans(signal.regex, words.plain, words.plain_starts))
         if not hits:
@@ -770,13 +924,16 @@ def _find(words: _Words, rules: TriageRules) -> list[_Match]:
         if signal.unless is not None:
             blocked = list(_spans(signal.unless, words.joined, words.joined_starts))
             hits = [h for h in hits if not any(a <= h[1] and h[0] <= b for a, b in blocked)]
-        found.extend(_Match(signal, a, b, signal.level) for a, b in hits)
+        found.extend(_Match(signal, a, b, signal.level) for a, b in dict.fromkeys(hits))
     found.sort(key=lambda m: (m.start, -m.end))
     return found
 
 
 def _negate(matches: list[_Match], words: _Words, negation: Negation) -> None:
     negated_positions: set[int] = set()
+    undo_starts: list[int] = []
+    if negation.undo is not None and matches:
+        undo_starts = [a for a, _ in _spans(negation.undo, words.joined, words.joined_starts)]
     for match in matches:
         if not match.signal.negatable:
             continue
@@ -784,8 +941,13 @@ def _negate(matches: list[_Match], words: _Words, negation: Negation) -> None:
         while j >= 0 and steps <= negation.window:
             s = words.stems[j]
             if s in negation.negators:
-                match.negated_by = j
-                negated_positions.update(range(match.start, match.end + 1))
+                if not _conditional(words, j, negation) and not any(
+                    match.end < a <= match.end + negation.undo_within
+                    and words.sentence[a] == words.sentence[match.end]
+                    for a in undo_starts
+                ):
+                    match.negated_by = j
+                    negated_positions.update(range(match.start, match.end + 1))
                 break
             if s in (_SENTENCE, _CLAUSE) or s in negation.breakers:
                 break
@@ -801,9 +963,16 @@ def _negate(matches: list[_Match], words: _Words, negation: Negation) -> None:
             j -= 1
 
 
+def _conditional(words: _Words, negator: int, negation: Negation) -> bool:
+    """A negator just after "if" or "unless" ("if he doesnt pay up") denies nothing."""
+    before = words.stems[max(0, negator - 2):negator]
+    return any(s in negation.conditionals for s in before)
+
+
 def _excerpt(words: _Words, start: int, end: int) -> str:
     text = words.text[words.spans[start][0]:words.spans[end][1]]
-    text = " ".join(text.split())
+    # No double quotes inside: the excerpt stays one quoted span that alerts can strip.
+    text = " ".join(text.split()).replace('"', "'")
     if len(text) > _EXCERPT_CHARS:
         text = text[:_EXCERPT_CHARS - 3].rstrip() + "..."
     return f'"{text}"'
@@ -904,23 +1073,7 @@ def triage(
         if m.level == ENQUIRY:
             enquiry_categories.append(m.signal.category)
 
-    topic_category = ""
-    if topic.strip():
-        hint = rules.topics.get(_key(topic))
-        if hint is None:
-            reasons.append(f"topic hint: {topic.strip()} (not in the rules, ignored)")
-        else:
-            topic_category, level = hint
-            if level in SAFETY_LEVELS:
-                levels.append(level)
-                reasons.append(f"topic hint: {topic.strip()} ({level})")
-            else:
-                reasons.append(f"topic hint: {topic.strip()}")
-    if urgency_choice.strip():
-        level = rules.urgency_choices.get(_key(urgency_choice))
-        if level is not None:
-            levels.append(level)
-            reasons.append(f"urgency choice: {urgency_choice.strip()} ({level})")
+    topic_category = _form_hints(topic, urgency_choice, rules, levels, reasons)
 
     seen_negated: set[str] = set()
     for m in matches:
@@ -928,6 +1081,12 @@ def triage(
             seen_negated.add(m.signal.name)
             reasons.append(f"negated: {_excerpt(words, m.negated_by, m.end)} "
                            f"(rule {m.signal.name}, ignored)")
+
+    if not levels and not enquiry_categories and whole.strip():
+        # Nothing in the text says what this is: when in doubt, it is a safety concern,
+        # and a person decides; it is never signposted away on the topic alone.
+        levels.append(ROUTINE)
+        reasons.append("no enquiry recognised in the text: treated as safer custody")
 
     combo_categories = [rule.category for rule, _ in combos]
     categories = _unique(
@@ -940,6 +1099,31 @@ def triage(
         urgency=urgency,
         reasons=tuple(reasons),
     )
+
+
+def _form_hints(
+    topic: str, urgency_choice: str, rules: TriageRules, levels: list[str], reasons: list[str]
+) -> str:
+    """What the family chose on the form: hints that can only add a level and a category.
+    Returns the topic's category ("" when there is none)."""
+    category = ""
+    if topic.strip():
+        hint = rules.topics.get(_key(topic))
+        if hint is None:
+            reasons.append(f"topic hint: {topic.strip()} (not in the rules, ignored)")
+        else:
+            category, level = hint
+            if level in SAFETY_LEVELS:
+                levels.append(level)
+                reasons.append(f"topic hint: {topic.strip()} ({level})")
+            else:
+                reasons.append(f"topic hint: {topic.strip()}")
+    if urgency_choice.strip():
+        level = rules.urgency_choices.get(_key(urgency_choice))
+        if level is not None:
+            levels.append(level)
+            reasons.append(f"urgency choice: {urgency_choice.strip()} ({level})")
+    return category
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:
