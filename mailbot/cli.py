@@ -54,6 +54,52 @@ def build_parser() -> argparse.ArgumentParser:
     database_verbs = database.add_subparsers(dest="db_verb", required=True)
     database_verbs.add_parser("upgrade", help="create or upgrade the schema")
 
+    consent_cmd = verbs.add_parser("consent", help="the consent register")
+    consent_verbs = consent_cmd.add_subparsers(dest="consent_verb", required=True)
+    for name, text in (
+        ("grant", "record what the prisoner consented to share with a contact"),
+        ("withdraw", "withdraw consent (wins from this moment)"),
+        ("restrict", "record a restricted contact (restraining order, ...)"),
+    ):
+        verb = consent_verbs.add_parser(name, help=text)
+        verb.add_argument("--prisoner", required=True, help="prisoner number, A1234BC")
+        verb.add_argument(
+            "--contact", required=True, help="email address, or 'Name|phone' without one"
+        )
+        verb.add_argument("--by", required=True, help="member of staff recording it")
+        verb.add_argument("--note", default="")
+        if name == "grant":
+            verb.add_argument("--scope", required=True, choices=("none", "wellbeing", "full"))
+    consent_list = consent_verbs.add_parser("list", help="list the register")
+    consent_list.add_argument("--prisoner")
+    consent_list.add_argument("--json", action="store_true")
+
+    drafts_cmd = verbs.add_parser("drafts", help="acknowledgements waiting for approval")
+    drafts_verbs = drafts_cmd.add_subparsers(dest="drafts_verb", required=True)
+    drafts_list = drafts_verbs.add_parser("list", help="open drafts")
+    drafts_list.add_argument("--json", action="store_true")
+    drafts_list.add_argument("--all", action="store_true", help="decided ones too")
+    drafts_show = drafts_verbs.add_parser("show", help="one draft in full")
+    drafts_show.add_argument("id", type=int)
+    approve = drafts_verbs.add_parser("approve", help="approve and send a draft")
+    approve.add_argument("id", type=int)
+    approve.add_argument("--by", required=True)
+    approve.add_argument("--edit", type=Path, help="send this file's text instead")
+    reject = drafts_verbs.add_parser("reject", help="reject a draft")
+    reject.add_argument("id", type=int)
+    reject.add_argument("--by", required=True)
+    reject.add_argument("--reason", required=True)
+    redraft = drafts_verbs.add_parser("redraft", help="rewrite a draft for today's consent")
+    redraft.add_argument("id", type=int)
+    redraft.add_argument("--by", required=True)
+
+    templates_cmd = verbs.add_parser("templates", help="reply templates admins edit")
+    templates_verbs = templates_cmd.add_subparsers(dest="templates_verb", required=True)
+    templates_verbs.add_parser("check", help="check every template against its policy")
+    preview = templates_verbs.add_parser("preview", help="render a template")
+    preview.add_argument("name")
+    preview.add_argument("--concern", help="our reference, SC-2026-00042 (default: sample)")
+
     config_cmd = verbs.add_parser("config", help="configuration")
     config_verbs = config_cmd.add_subparsers(dest="config_verb", required=True)
     config_verbs.add_parser("check", help="validate the configuration file and exit")
@@ -80,12 +126,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "config":
         print(f"configuration OK: {config.source}")
         return 0
+    if args.verb == "templates" and args.templates_verb == "check":
+        from mailbot.staff import templates_check
+
+        return templates_check(config)
     engine = db.make_engine(config.database.url)
-    if args.verb == "db" or args.verb == "run":
-        db.upgrade(engine)
-        if args.verb == "db":
-            print("database schema is up to date")
-            return 0
+    db.upgrade(engine)
+    if args.verb == "db":
+        print("database schema is up to date")
+        return 0
     sessions = db.session_factory(engine)
     if args.verb == "run":
         from mailbot.daemon import run_daemon, run_once
@@ -95,7 +144,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _export(sessions, args)
     if args.verb == "messages":
         return _messages(sessions, args)
-    raise AssertionError(args.verb)
+    from mailbot import staff
+
+    return staff.dispatch(config, sessions, args)
 
 
 def _export(sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]

@@ -132,6 +132,14 @@ class ReplySettings:
 
 
 @dataclass(frozen=True)
+class DraftSettings:
+    # Also place each draft in the mailbox's Drafts folder, so staff can approve (send)
+    # it from their mail client; mailbot then finds the sent copy in the Sent folder.
+    mailbox_drafts: bool = True
+    drafts_folder: str = "Drafts"
+
+
+@dataclass(frozen=True)
 class TriageSettings:
     rules_file: str | None = None  # an admin's extended copy of mailbot/data/triage.toml
 
@@ -147,6 +155,7 @@ class Config:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     replies: ReplySettings = field(default_factory=ReplySettings)
     triage: TriageSettings = field(default_factory=TriageSettings)
+    drafts: DraftSettings = field(default_factory=DraftSettings)
     source: Path | None = None
 
     @property
@@ -247,6 +256,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
 def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     known_sections = {
         "prison", "mailbox", "smtp", "database", "portal", "state", "alerts", "replies", "triage",
+        "drafts",
     }
     unknown = sorted(set(raw) - known_sections)
     if unknown:
@@ -287,6 +297,7 @@ def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     alerts = _section(AlertSettings, "alerts", raw.get("alerts"), required=False)
     replies = _section(ReplySettings, "replies", raw.get("replies"), required=False)
     triage = _section(TriageSettings, "triage", raw.get("triage"), required=False)
+    drafts = _section(DraftSettings, "drafts", raw.get("drafts"), required=False)
     for key, addresses in (("safety_team", alerts.safety_team), ("urgent", alerts.urgent)):
         for address in addresses:
             if "@" not in address or any(c in address for c in "\r\n,;<> "):
@@ -325,5 +336,6 @@ def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         alerts=alerts,
         replies=replies,
         triage=triage,
+        drafts=drafts,
         source=source,
     )

@@ -21,7 +21,8 @@ def log_entries(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
         select(Contact, related.reference)
         .outerjoin(related, Contact.related_contact_id == related.id)
-        .options(joinedload(Contact.message), selectinload(Contact.emails))
+        .options(joinedload(Contact.message), selectinload(Contact.emails),
+                 selectinload(Contact.drafts))
         .order_by(Contact.received_at, Contact.id)
     )
     return [entry(contact, related_reference) for contact, related_reference in rows]
@@ -77,6 +78,16 @@ def entry(contact: Contact, related_reference: str | None = None) -> dict[str, A
             }
             for email in contact.emails
         ],
+        "consent": contact.drafts[0].consent_scope if contact.drafts else None,
+        "drafts": [
+            {"id": d.id, "template": d.template, "status": d.status} for d in contact.drafts
+        ],
+        "responded_at": _iso(contact.responded_at),
+        "first_response_hours": (
+            round((contact.responded_at - contact.received_at).total_seconds() / 3600, 2)
+            if contact.responded_at
+            else None
+        ),
     }
 
 

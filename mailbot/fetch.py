@@ -207,6 +207,22 @@ class Mailbox:
     def append(self, raw: bytes, folder: str, flags: Sequence[str] = ("\\Seen",)) -> None:
         self.client.append(raw, folder, flag_set=list(flags))
 
+    def uids_with_message_id(self, folder: str, message_id: str) -> list[int]:
+        self.client.folder.set(folder)
+        return [int(u) for u in self.client.uids(AND(header=H("Message-ID", message_id)))]
+
+    def delete(self, folder: str, uids: Sequence[int]) -> None:
+        """Delete messages from a folder (flag \\Deleted, then expunge)."""
+        if uids:
+            self.client.folder.set(folder)
+            self.client.delete([str(uid) for uid in uids])
+
+    def uids_after(self, folder: str, last_uid: int | None) -> tuple[int | None, list[int]]:
+        """UIDVALIDITY and the UIDs above `last_uid` in a folder read without emptying."""
+        uidvalidity = self.select(folder)
+        uids = self.uids()
+        return uidvalidity, [u for u in uids if last_uid is None or u > last_uid]
+
     def move(self, uids: Iterable[int], folder: str) -> None:
         uid_list = [str(uid) for uid in uids]
         if uid_list:

@@ -147,7 +147,11 @@ class Contact(Base):
     urgency: Mapped[str] = mapped_column(String(32), default="urgent", index=True)
     triage_reasons: Mapped[list[str]] = mapped_column(default=list)
 
+    # The first response to the family: an approved draft sent, or one sent by staff.
+    responded_at: Mapped[datetime | None]
+
     message: Mapped[StoredMessage] = relationship(back_populates="contact")
+    drafts: Mapped[list[Draft]] = relationship(back_populates="contact", order_by="Draft.id")
     emails: Mapped[list[OutboxEmail]] = relationship(
         back_populates="contact", order_by="OutboxEmail.id"
     )
@@ -170,6 +174,8 @@ class MailboxState(Base):
 
     folder: Mapped[str] = mapped_column(String(255), primary_key=True)
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)  # IMAP: 32-bit unsigned
+    # Folders mailbot reads without emptying (Sent): the highest UID already looked at.
+    last_uid: Mapped[int | None] = mapped_column(BigInteger)
     last_poll_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -201,3 +207,61 @@ class OutboxEmail(Base):
     copy_saved: Mapped[bool] = mapped_column(Boolean, default=False)
 
     contact: Mapped[Contact | None] = relationship(back_populates="emails")
+
+
+class ConsentRecord(Base):
+    """What a prisoner has consented to share with one contact, or that the contact is
+    restricted. The newest record in force for a (prisoner, contact) pair decides."""
+
+    __tablename__ = "consent"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prisoner_number: Mapped[str] = mapped_column(String(16), index=True)
+    contact_key: Mapped[str] = mapped_column(String(400), index=True)
+    scope: Mapped[str] = mapped_column(String(16))  # none | wellbeing | full | restricted
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Draft(Base):
+    """An acknowledgement waiting for a person: nothing in it is sent until approved."""
+
+    __tablename__ = "drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    template: Mapped[str] = mapped_column(String(64))
+    consent_scope: Mapped[str] = mapped_column(String(16))  # what was in force when drafted
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    recipient: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    sent_text: Mapped[str | None] = mapped_column(Text)  # as actually sent
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    # The copy placed in the mailbox's Drafts folder, for staff who approve in Outlook.
+    mailbox_copy: Mapped[str] = mapped_column(String(16), default="none")  # none|placed|removed
+
+    contact: Mapped[Contact] = relationship(back_populates="drafts")
+
+
+class AuditEvent(Base):
+    """Who did what, and when: every draft, consent and response event."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    draft_id: Mapped[int | None] = mapped_column(ForeignKey("drafts.id"))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -18,8 +18,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot import mail_client
 from mailbot.concern import Flag, FormParseError, ParsedContact, Source, Submitter
 from mailbot.config import Config
+from mailbot.drafts import settle_sent
 from mailbot.errors import ConfigError
 from mailbot.failpoints import AFTER_COMMIT, failpoint
 from mailbot.fetch import FetchedMessage, Mailbox
@@ -255,6 +257,7 @@ class Pipeline:
                     batch = uids[start : start + settings.batch_size]
                     self._process_batch(mailbox, batch, uidvalidity, summary)
             summary.sending = self.send()
+            self.sync_mail_client()
         except Exception as exc:
             self._note_poll(started, error=f"{exc.__class__.__name__}: {exc}")
             raise
@@ -275,12 +278,27 @@ class Pipeline:
         """Send what is queued (alerts first in line, as queued). A failure here never
         undoes what was logged: it is reported, and the emails stay queued."""
         settings = self.config.mailbox
+        summary = None
         try:
-            return send_due(self.config, self.sessions, lambda: Mailbox.connect(settings))
+            summary = send_due(self.config, self.sessions, lambda: Mailbox.connect(settings))
         except Exception as exc:  # noqa: BLE001
             event(log, logging.ERROR, "sending_failed",
                   error=f"{exc.__class__.__name__}: {exc}"[:500])
-            return None
+        with self.sessions() as session:
+            settle_sent(session)
+            session.commit()
+        return summary
+
+    def sync_mail_client(self) -> None:
+        """Drafts into the Drafts folder, decided ones out, staff responses from Sent."""
+        if not self.config.drafts.mailbox_drafts:
+            return
+        try:
+            with Mailbox.connect(self.config.mailbox) as mailbox:
+                mail_client.sync(self.config, self.sessions, mailbox)
+        except Exception as exc:  # noqa: BLE001 - the log is safe; people must know
+            event(log, logging.ERROR, "mail_client_sync_failed",
+                  error=f"{exc.__class__.__name__}: {exc}"[:500])
 
     def _process_batch(
         self,

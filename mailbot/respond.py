@@ -4,7 +4,8 @@
   `[alerts] safety_team` at once, whatever else is true of it.
 - A verified portal form with no safety signal at all gets the toolkit's signposting
   reply, sent to the family's address from the portal, at most once a day per address.
-- Nothing else is sent automatically: safety concerns wait for a person (drafts), and an
+- Every safer custody concern gets an acknowledgement draft (`mailbot.drafts`).
+- Nothing else is sent automatically: safety concerns wait for a person, and an
   unverified look-alike, a direct email, a reply to us or anything from our own address
   never causes an email to an address taken from it.
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.concern import Flag
 from mailbot.config import Config
+from mailbot.drafts import create_draft
 from mailbot.logs import event
 from mailbot.models import Contact, OutboxEmail, utcnow
 from mailbot.outbox import Kind, Status, UnsafeRecipient, enqueue, single_address
@@ -47,6 +49,8 @@ def respond(session: Session, config: Config, contact: Contact, examined: Examin
         _alert_urgent(session, config, contact)
     if _may_signpost(config, contact, examined):
         _signpost(session, config, contact, examined)
+    elif contact.is_safer_custody:
+        create_draft(session, config, contact)
 
 
 def _alert_urgent(session: Session, config: Config, contact: Contact) -> None:

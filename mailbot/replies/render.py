@@ -17,6 +17,10 @@ Safety rules kept here rather than in the templates:
   no template edit can name a prisoner or confirm where anyone is held.
 * A subject is always one line of at most 200 characters.
 
+Acknowledgements of safer custody concerns, whose wording depends on consent, are
+checked against `templates/replies/policy.toml` and rendered by `policy.py` through the
+same sandbox (`sandbox_environment`) and the same helpers.
+
 Rendering is pure apart from reading template files. The Jinja environment is cached per
 list of directories; `auto_reload` makes it notice edited files without a restart.
 """
@@ -168,10 +172,14 @@ def _autoescape(name: str | None) -> bool:
     return name is not None and name.endswith((".html.j2", ".html"))
 
 
-@lru_cache(maxsize=16)
-def _environment(dirs: tuple[Path, ...]) -> ImmutableSandboxedEnvironment:
+def sandbox_environment(loader: jinja2.BaseLoader) -> ImmutableSandboxedEnvironment:
+    """The one sandbox every template runs in, whatever loader supplies its source.
+
+    `policy.py` renders checked source text through its own loader; sharing this
+    function keeps escaping, whitespace and `StrictUndefined` identical everywhere.
+    """
     return ImmutableSandboxedEnvironment(
-        loader=jinja2.FileSystemLoader([str(d) for d in dirs], encoding="utf-8"),
+        loader=loader,
         autoescape=_autoescape,
         undefined=jinja2.StrictUndefined,
         auto_reload=True,
@@ -181,25 +189,33 @@ def _environment(dirs: tuple[Path, ...]) -> ImmutableSandboxedEnvironment:
     )
 
 
+@lru_cache(maxsize=16)
+def _environment(dirs: tuple[Path, ...]) -> ImmutableSandboxedEnvironment:
+    return sandbox_environment(
+        jinja2.FileSystemLoader([str(d) for d in dirs], encoding="utf-8")
+    )
+
+
 def _render(base: str, context: dict[str, Any], override_dir: Path | None) -> RenderedEmail:
     dirs = template_dirs(override_dir)
     env = _environment(tuple(dirs))
-    subject = _render_one(env, dirs, f"{base}.subject.j2", context)
+    subject = render_file(env, dirs, f"{base}.subject.j2", context)
     text_name = f"{base}.txt.j2"
-    text = _render_one(env, dirs, text_name, context)
+    text = render_file(env, dirs, text_name, context)
     # The HTML part must come from the same directory as the text part: an override of
     # the text alone must not go out beside the shipped HTML saying something else.
     html_name = f"{base}.html.j2"
     text_dir = next((d for d in dirs if (d / text_name).is_file()), None)
     html: str | None = None
     if text_dir is not None and (text_dir / html_name).is_file():
-        html = _render_one(env, dirs, html_name, context)
+        html = render_file(env, dirs, html_name, context)
     return RenderedEmail(subject=one_line_subject(subject), text=text, html=html)
 
 
-def _render_one(
+def render_file(
     env: ImmutableSandboxedEnvironment, dirs: list[Path], name: str, context: dict[str, Any]
 ) -> str:
+    """Render one template file, turning every way it can fail into a `TemplateError`."""
     where = " or ".join(str(d) for d in dirs)
     try:
         template = env.get_template(name)

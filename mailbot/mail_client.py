@@ -1,0 +1,155 @@
+"""Approval from the mailbox itself: drafts placed in the Drafts folder for staff who
+live in Outlook, and their sent copies found in the Sent folder.
+
+It decides three things on each pass: which open drafts still need a copy in Drafts
+(APPEND with `\\Draft`, our reference in the subject), which copies must go because the
+draft was decided in mailbot (approved, rejected, superseded), and which messages in Sent
+are a member of staff's response to a concern (matched on our reference in the subject,
+or on In-Reply-To the family's message). A response found there is recorded with the
+text as actually sent, and the draft can no longer be approved a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parsedate_to_datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.audit import record_event
+from mailbot.config import Config
+from mailbot.drafts import Status as DraftStatus
+from mailbot.fetch import Mailbox
+from mailbot.logs import event
+from mailbot.models import Contact, Draft, MailboxState, OutboxEmail, StoredMessage, utcnow
+from mailbot.parsers.mime import body_text, header_text, html_to_text, read_message
+
+log = logging.getLogger(__name__)
+
+REFERENCE = re.compile(r"\[(SC-\d{4}-\d{5})\]")
+
+
+def draft_message(config: Config, draft: Draft, in_reply_to: str | None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = Address(addr_spec=config.smtp.from_address)
+    if draft.recipient:
+        msg["To"] = Address(addr_spec=draft.recipient)
+    msg["Subject"] = draft.subject
+    msg["Date"] = format_datetime(draft.created_at)
+    msg["Message-ID"] = draft.message_id
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = in_reply_to
+    msg.set_content(draft.body_text)
+    if draft.body_html:
+        msg.add_alternative(draft.body_html, subtype="html")
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+
+
+def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> None:
+    folders = config.drafts
+    mailbox.ensure_folders(folders.drafts_folder, config.mailbox.sent_folder)
+    with sessions() as session:
+        _place_open_drafts(config, session, mailbox)
+        _remove_decided_drafts(config, session, mailbox)
+        session.commit()
+        _record_staff_responses(config, session, mailbox)
+        session.commit()
+
+
+def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:
+    drafts = session.execute(
+        select(Draft).where(Draft.status == DraftStatus.DRAFT).where(Draft.mailbox_copy == "none")
+    ).scalars().all()
+    for draft in drafts:
+        original = draft.contact.message.message_id
+        raw = draft_message(config, draft, f"<{original}>" if original else None)
+        mailbox.append(raw, config.drafts.drafts_folder, flags=("\\Draft",))
+        draft.mailbox_copy = "placed"
+        event(log, logging.INFO, "draft_placed_in_mailbox", draft=draft.id,
+              reference=draft.contact.reference)
+
+
+def _remove_decided_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:
+    drafts = session.execute(
+        select(Draft).where(Draft.status != DraftStatus.DRAFT).where(Draft.mailbox_copy == "placed")
+    ).scalars().all()
+    for draft in drafts:
+        uids = mailbox.uids_with_message_id(config.drafts.drafts_folder, draft.message_id)
+        mailbox.delete(config.drafts.drafts_folder, uids)
+        draft.mailbox_copy = "removed"
+        event(log, logging.INFO, "draft_removed_from_mailbox", draft=draft.id,
+              status=draft.status)
+
+
+def _record_staff_responses(config: Config, session: Session, mailbox: Mailbox) -> None:
+    folder = config.mailbox.sent_folder
+    state = session.get(MailboxState, folder) or MailboxState(folder=folder)
+    session.add(state)
+    uidvalidity, uids = mailbox.uids_after(folder, state.last_uid)
+    if state.uidvalidity is not None and state.uidvalidity != uidvalidity:
+        uidvalidity, uids = mailbox.uids_after(folder, None)
+    ours = set(session.execute(select(OutboxEmail.message_id)).scalars())
+    for item in mailbox.fetch(uids):
+        msg = read_message(item.raw)
+        message_id = header_text(msg, "Message-ID").strip()
+        if message_id in ours:
+            continue  # a copy of something mailbot sent itself
+        contact = _concern_answered(session, msg)
+        if contact is not None:
+            sent_at = item.internal_date or _date(msg) or utcnow()
+            _record_response(session, contact, msg, sent_at)
+    state.uidvalidity = uidvalidity
+    if uids:
+        state.last_uid = max(uids)
+
+
+def _concern_answered(session: Session, msg: EmailMessage) -> Contact | None:
+    match = REFERENCE.search(header_text(msg, "Subject"))
+    if match:
+        contact = session.execute(
+            select(Contact).where(Contact.reference == match.group(1))
+        ).scalar_one_or_none()
+        if contact is not None:
+            return contact
+    for referenced in header_text(msg, "In-Reply-To").split():
+        bare = referenced.strip("<>")
+        contact = session.execute(
+            select(Contact).join(StoredMessage).where(StoredMessage.message_id == bare)
+        ).scalar_one_or_none()
+        if contact is not None:
+            return contact
+    return None
+
+
+def _record_response(session: Session, contact: Contact, msg: EmailMessage, sent_at) -> None:  # type: ignore[no-untyped-def]
+    body = body_text(msg)
+    text = body.plain if body.plain is not None else html_to_text(body.html or "")
+    sender = header_text(msg, "From")
+    if contact.responded_at is None or sent_at < contact.responded_at:
+        contact.responded_at = sent_at
+    contact.status = "responded"
+    open_drafts = [d for d in contact.drafts if d.status == DraftStatus.DRAFT]
+    for draft in open_drafts:
+        draft.status = DraftStatus.SENT_BY_STAFF
+        draft.decided_by, draft.decided_at = f"mail client ({sender})", sent_at
+        draft.sent_text = text
+    record_event(
+        session, actor=f"mail client ({sender})", action="draft_sent",
+        contact_id=contact.id, draft_id=open_drafts[0].id if open_drafts else None,
+        detail={"via": "Sent folder", "text": text,
+                "message_id": header_text(msg, "Message-ID").strip()},
+    )
+    event(log, logging.INFO, "staff_response_found", reference=contact.reference,
+          drafts_closed=len(open_drafts))
+
+
+def _date(msg: EmailMessage):  # type: ignore[no-untyped-def]
+    try:
+        return parsedate_to_datetime(header_text(msg, "Date"))
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,184 @@
+"""Staff commands: the consent register, draft approval and template checks.
+
+Each command is one clear decision by a named member of staff; refusals (consent
+withdrawn since drafting, places left to fill, a template breaking its policy) are
+printed as one line saying what to do, with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot import consent, drafts
+from mailbot.config import Config
+from mailbot.fetch import Mailbox
+from mailbot.models import Contact, Draft
+from mailbot.outbox import send_due
+
+EXIT_REFUSED = 5
+
+
+def dispatch(config: Config, sessions: sessionmaker[Session], args: argparse.Namespace) -> int:
+    try:
+        if args.verb == "consent":
+            return _consent(sessions, args)
+        if args.verb == "drafts":
+            return _drafts(config, sessions, args)
+        if args.verb == "templates":
+            return _preview(config, sessions, args)
+    except (consent.ConsentError, drafts.DraftError) as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    raise AssertionError(args.verb)
+
+
+def _consent(sessions: sessionmaker[Session], args: argparse.Namespace) -> int:
+    with sessions() as session:
+        if args.consent_verb == "list":
+            rows = [_consent_row(r) for r in consent.listing(session, args.prisoner)]
+            if args.json:
+                print(json.dumps(rows, indent=2))
+                return 0
+            for row in rows:
+                withdrawn = row["withdrawn_at"]
+                state = f"withdrawn {withdrawn[:16]}" if withdrawn else "in force"
+                print(f"{row['id']:>5}  {row['prisoner']}  {row['contact']:40} {row['scope']:10} "
+                      f"by {row['recorded_by']} {row['recorded_at'][:16]}  {state}")
+            return 0
+        common = {"prisoner": args.prisoner, "contact": args.contact, "by": args.by,
+                  "note": args.note}
+        if args.consent_verb == "grant":
+            consent.grant(session, scope=args.scope, **common)
+            message = f"consent '{args.scope}' recorded"
+        elif args.consent_verb == "restrict":
+            consent.restrict(session, **common)
+            message = "restricted contact recorded"
+        else:
+            count = consent.withdraw(session, **common)
+            message = f"withdrawn ({count} record(s))"
+        session.commit()
+    print(message)
+    return 0
+
+
+def _consent_row(record: Any) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "prisoner": record.prisoner_number,
+        "contact": record.contact_key,
+        "scope": record.scope,
+        "recorded_by": record.recorded_by,
+        "recorded_at": record.recorded_at.isoformat(),
+        "note": record.note,
+        "withdrawn_at": record.withdrawn_at.isoformat() if record.withdrawn_at else None,
+        "withdrawn_by": record.withdrawn_by,
+    }
+
+
+def draft_row(draft: Draft, full: bool = False) -> dict[str, Any]:
+    contact = draft.contact
+    row = {
+        "id": draft.id,
+        "reference": contact.reference,
+        "template": draft.template,
+        "consent": draft.consent_scope,
+        "status": draft.status,
+        "to": draft.recipient,
+        "subject": draft.subject,
+        "urgency": contact.urgency,
+        "received_at": contact.received_at.isoformat(),
+        "created_at": draft.created_at.isoformat(),
+        "decided_by": draft.decided_by,
+    }
+    if full:
+        row["text"] = draft.body_text
+        row["unfilled"] = drafts.unfilled_markers(draft.body_text)
+    return row
+
+
+def _drafts(config: Config, sessions: sessionmaker[Session], args: argparse.Namespace) -> int:
+    verb = args.drafts_verb
+    with sessions() as session:
+        if verb == "list":
+            query = select(Draft).order_by(Draft.id)
+            if not args.all:
+                query = query.where(Draft.status == drafts.Status.DRAFT)
+            rows = [draft_row(d) for d in session.execute(query).scalars()]
+            if args.json:
+                print(json.dumps(rows, indent=2, ensure_ascii=False))
+                return 0
+            print(f"{'id':>5}  {'reference':14} {'template':15} {'status':14} {'urgency':10} to")
+            for row in rows:
+                print(f"{row['id']:>5}  {row['reference']:14} {row['template']:15} "
+                      f"{row['status']:14} {row['urgency']:10} {row['to'] or '-'}")
+            return 0
+        if verb == "show":
+            draft = session.get(Draft, args.id)
+            if draft is None:
+                raise drafts.DraftError(f"no draft {args.id}")
+            row = draft_row(draft, full=True)
+            text = row.pop("text")
+            for key, value in row.items():
+                print(f"{key}: {value}")
+            print()
+            print(text)
+            return 0
+        if verb == "approve":
+            edited = args.edit.read_text(encoding="utf-8") if args.edit else None
+            approval = drafts.approve(session, config, args.id, by=args.by, edited_text=edited)
+            session.commit()
+            reference = approval.draft.contact.reference
+        elif verb == "reject":
+            drafts.reject(session, args.id, by=args.by, reason=args.reason)
+            session.commit()
+            print(f"draft {args.id} rejected")
+            return 0
+        else:
+            new = drafts.redraft(session, config, args.id, by=args.by)
+            session.commit()
+            print(f"draft {args.id} superseded by draft {new.id} ({new.template})")
+            return 0
+    summary = send_due(config, sessions, lambda: Mailbox.connect(config.mailbox))
+    with sessions() as session:
+        drafts.settle_sent(session)
+        session.commit()
+    state = "sent" if summary.sent else "queued (will be retried)"
+    print(f"draft {args.id} approved for {reference}: {state}")
+    return 0
+
+
+def _preview(config: Config, sessions: sessionmaker[Session], args: argparse.Namespace) -> int:
+    from mailbot.replies.policy import preview
+
+    context = None
+    if args.concern:
+        with sessions() as session:
+            contact = session.execute(
+                select(Contact).where(Contact.reference == args.concern)
+            ).scalar_one_or_none()
+            if contact is None:
+                raise drafts.DraftError(f"no concern {args.concern}")
+            state = consent.for_contact(session, contact)
+            context = drafts.template_context(contact, config, state.scope)
+    rendered = preview(args.name, context, override_dir=drafts.override_dir(config))
+    print(f"Subject: {rendered.subject}\n")
+    print(rendered.text)
+    return 0
+
+
+def templates_check(config: Config) -> int:
+    from mailbot.replies.policy import check_templates
+
+    problems = check_templates(drafts.override_dir(config))
+    for problem in problems:
+        print(f"mailbot: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print("templates OK")
+    return 0
