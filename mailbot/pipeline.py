@@ -32,7 +32,8 @@ from mailbot.parsers.direct_email import parse_direct_email
 from mailbot.parsers.mime import header_addresses, read_message
 from mailbot.parsers.portal_form import parse_portal_form
 from mailbot.recognise import MessageKind, Recognition, recognise
-from mailbot.respond import link_bounce, respond
+from mailbot.replies.policy import rejected_templates
+from mailbot.respond import alert_template_problems, link_bounce, respond
 from mailbot.store import Examined, record, recorded_by_hash, recorded_by_message_id
 from mailbot.triage import (
     TriageResult,
@@ -237,6 +238,7 @@ class Pipeline:
     ) -> None:
         self.config = config
         self.sessions = sessions
+        self.alerted_template_problems: list[str] = []
         rules_file = config.triage.rules_file
         try:
             self.rules = load_rules(Path(rules_file) if rules_file else None)
@@ -256,6 +258,7 @@ class Pipeline:
                 for start in range(0, len(uids), settings.batch_size):
                     batch = uids[start : start + settings.batch_size]
                     self._process_batch(mailbox, batch, uidvalidity, summary)
+            self._alert_template_problems()
             summary.sending = self.send()
             self.sync_mail_client()
         except Exception as exc:
@@ -273,6 +276,15 @@ class Pipeline:
             **{f"disposition_{k}": v for k, v in sorted(summary.dispositions.items())},
         )
         return summary
+
+    def _alert_template_problems(self) -> None:
+        problems = sorted(str(problem) for problem in rejected_templates())
+        if not problems or problems == self.alerted_template_problems:
+            return
+        with self.sessions() as session:
+            alert_template_problems(session, self.config, problems)
+            session.commit()
+        self.alerted_template_problems = problems
 
     def send(self) -> SendSummary | None:
         """Send what is queued (alerts first in line, as queued). A failure here never

@@ -183,3 +183,19 @@ def _override_dir(config: Config) -> Path | None:
     directory = config.replies.template_override_dir
     return Path(directory) if directory else None
 
+
+
+def alert_template_problems(session: Session, config: Config, problems: list[str]) -> None:
+    """An edited template that breaks its policy is not used (the last good one is):
+    tell the safety team, in words that need no template to render."""
+    event(log, logging.ERROR, "templates_rejected", count=len(problems))
+    text = (
+        "mailbot refused to use an edited reply template, because it fails its policy "
+        "check. It keeps using the last version that passed until the file is fixed.\n\n"
+        + "\n".join(f"- {problem}" for problem in problems)
+        + "\n\nRun `mailbot templates check` after editing to see what is wrong.\n"
+    )
+    for recipient in config.alerts.safety_team:
+        enqueue(session, config, kind="template_alert", to=recipient,
+                subject="mailbot: an edited reply template was refused", text=text,
+                auto_submitted="auto-generated")

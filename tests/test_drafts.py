@@ -13,7 +13,7 @@ from sqlalchemy import select
 from mailbot import db
 from mailbot.cli import main
 from mailbot.models import AuditEvent, Draft
-from tests.conftest import sample_bytes
+from tests.conftest import REPO, sample_bytes
 from tests.forms import portal_form
 
 pytestmark = pytest.mark.servers
@@ -273,3 +273,33 @@ def test_templates_preview_renders_against_a_real_concern(dovecot, setup):
                            draft["reference"])
     assert code == 0, err
     assert draft["reference"] in out
+
+
+def test_a_broken_template_edit_keeps_the_last_good_one_and_alerts(
+    dovecot, smtp_sink, make_config, tmp_path, capsys
+):
+    override = tmp_path / "override" / "replies"
+    override.mkdir(parents=True)
+    shipped = (REPO / "templates" / "replies" / "ack_no_consent.txt.j2").read_text()
+    edited = override / "ack_no_consent.txt.j2"
+    edited.write_text(shipped + "\nEdited by the admin.\n")
+    path, config = make_config(
+        smtp_port=smtp_sink.port,
+        extra=f'[replies]\ntemplate_override_dir = "{tmp_path / "override"}"\n'
+        '[alerts]\nsafety_team = ["safety.team@prison.example"]\n',
+    )
+    dovecot.append(family_form())
+    assert main(["--config", str(path), "run", "--once"]) == 0
+    edited.write_text(shipped + "\n{{ prisoner_name }} is with us.\n")
+    dovecot.append(family_form(email="second.family@example.com"))
+    assert main(["--config", str(path), "run", "--once"]) == 0
+
+    engine = db.make_engine(config.database.url)
+    with db.session_factory(engine)() as session:
+        texts = [d.body_text for d in session.execute(select(Draft)).scalars()]
+    engine.dispose()
+    assert len(texts) == 2
+    assert all("Edited by the admin." in text for text in texts)
+    assert all("Johnny" not in text for text in texts)
+    [alert] = [m for m in smtp_sink.parsed() if "template" in m["Subject"]]
+    assert "ack_no_consent.txt.j2" in alert.get_content()
