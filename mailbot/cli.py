@@ -100,6 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("name")
     preview.add_argument("--concern", help="our reference, SC-2026-00042 (default: sample)")
 
+    concerns_cmd = verbs.add_parser("concerns", help="safer custody concerns")
+    concerns_verbs = concerns_cmd.add_subparsers(dest="concerns_verb", required=True)
+    concern_show = concerns_verbs.add_parser("show", help="one concern's full record")
+    concern_show.add_argument("reference")
+    respond = concerns_verbs.add_parser(
+        "respond", help="record a response made outside mailbot (e.g. by phone)"
+    )
+    respond.add_argument("reference")
+    respond.add_argument("--by", required=True)
+    respond.add_argument("--method", required=True, choices=("phone", "email", "letter",
+                                                              "in_person"))
+    respond.add_argument("--note", default="")
+
+    verbs.add_parser("status", help="health: polls, errors, queues, concerns by time left")
+
     config_cmd = verbs.add_parser("config", help="configuration")
     config_verbs = config_cmd.add_subparsers(dest="config_verb", required=True)
     config_verbs.add_parser("check", help="validate the configuration file and exit")
@@ -141,7 +156,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_once(config, sessions) if args.once else run_daemon(config, sessions)
     if args.verb == "export":
-        return _export(sessions, args)
+        return _export(config, sessions, args)
     if args.verb == "messages":
         return _messages(sessions, args)
     from mailbot import staff
@@ -149,11 +164,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     return staff.dispatch(config, sessions, args)
 
 
-def _export(sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _export(config, sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from mailbot.export import log_entries, to_csv, to_json
 
     with sessions() as session:
-        entries = log_entries(session)
+        entries = log_entries(session, config)
     text = to_json(entries) if args.format == "json" else to_csv(entries)
     if args.output:
         args.output.write_text(text, encoding="utf-8")

@@ -67,6 +67,9 @@ class MailboxSettings:
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
     sent_folder: str = "Sent"  # where a copy of every email mailbot sends is kept
+    # Hold an IMAP IDLE connection while running as a daemon, so new mail is processed
+    # within seconds; the poll every poll_interval_seconds stays as the safety net.
+    idle: bool = True
     poll_interval_seconds: int = 60
     batch_size: int = 200
     # Larger messages are moved to quarantine unread: holding them in memory would let
@@ -118,6 +121,8 @@ class AlertSettings:
     urgent: tuple[str, ...] = ()
     # The concern's own words stay out of alert emails unless the prison opts in.
     include_text: bool = False
+    persistent: tuple[str, ...] = ()  # Head of Safer Custody; default: safety_team
+    outage_minutes: float = 30
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,15 @@ class ReplySettings:
     template_override_dir: str | None = None
     max_send_attempts: int = 8
     retry_base_seconds: int = 30  # temporary SMTP failures: 30 s, 1 min, 2 min... (max 1 h)
+
+
+@dataclass(frozen=True)
+class DeadlineSettings:
+    respond_within_hours: int = 72
+    warn_when_hours_left: tuple[int, ...] = (24, 6)
+    check_interval_minutes: int = 5
+    persistent_threshold: int = 3
+    persistent_window_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -156,6 +170,7 @@ class Config:
     replies: ReplySettings = field(default_factory=ReplySettings)
     triage: TriageSettings = field(default_factory=TriageSettings)
     drafts: DraftSettings = field(default_factory=DraftSettings)
+    deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     source: Path | None = None
 
     @property
@@ -215,6 +230,10 @@ def _check_type(key: str, expected: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, not {value!r}")
         return value
+    if expected.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{key} must be a positive number, not {value!r}")
+        return float(value)
     if expected.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key} must be a whole number, not {value!r}")
@@ -225,6 +244,12 @@ def _check_type(key: str, expected: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, not {value!r}")
         return value
+    if expected.startswith("tuple[int"):
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+        ):
+            raise ConfigError(f"{key} must be a list of whole numbers")
+        return tuple(value)
     if expected.startswith("tuple"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key} must be a list of strings")
@@ -256,7 +281,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
 def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     known_sections = {
         "prison", "mailbox", "smtp", "database", "portal", "state", "alerts", "replies", "triage",
-        "drafts",
+        "drafts", "deadlines",
     }
     unknown = sorted(set(raw) - known_sections)
     if unknown:
@@ -298,7 +323,12 @@ def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     replies = _section(ReplySettings, "replies", raw.get("replies"), required=False)
     triage = _section(TriageSettings, "triage", raw.get("triage"), required=False)
     drafts = _section(DraftSettings, "drafts", raw.get("drafts"), required=False)
-    for key, addresses in (("safety_team", alerts.safety_team), ("urgent", alerts.urgent)):
+    deadlines = _section(DeadlineSettings, "deadlines", raw.get("deadlines"), required=False)
+    for key, addresses in (
+        ("safety_team", alerts.safety_team),
+        ("urgent", alerts.urgent),
+        ("persistent", alerts.persistent),
+    ):
         for address in addresses:
             if "@" not in address or any(c in address for c in "\r\n,;<> "):
                 raise ConfigError(f"alerts.{key}: {address!r} is not one email address")
@@ -337,5 +367,6 @@ def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         replies=replies,
         triage=triage,
         drafts=drafts,
+        deadlines=deadlines,
         source=source,
     )

@@ -1,7 +1,10 @@
-"""The daemon: runs the pipeline on a schedule until told to stop.
+"""The daemon: decides when each job runs, until told to stop.
 
-`run --once` is one pass and an exit code; `run` polls every `poll_interval_seconds`
-with APScheduler, one pass at a time, and stops cleanly on SIGTERM or SIGINT.
+`run --once` is one pass (poll, deadlines, send) and an exit code. `run` keeps going:
+an APScheduler job polls every `poll_interval_seconds` (the safety net), an IMAP IDLE
+connection wakes a poll within seconds of new mail, another job checks deadlines every
+few minutes, and systemd hears READY, a watchdog heartbeat and a status line. Jobs run
+one at a time. SIGTERM or SIGINT stop it cleanly.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ import sys
 import threading
 from datetime import UTC, datetime
 
+import sdnotify
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
-from mailbot.errors import MailboxError, MailboxLoginError
+from mailbot.errors import MailboxError
+from mailbot.health import MAILBOX, SMTP, OutageMonitor
 from mailbot.logs import event
+from mailbot.outbox import SendSummary
 from mailbot.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -38,42 +44,101 @@ def run_once(config: Config, sessions: sessionmaker[Session]) -> int:
     return 0
 
 
+class Daemon:
+    def __init__(self, config: Config, sessions: sessionmaker[Session]) -> None:
+        self.config = config
+        self.pipeline = Pipeline(config, sessions)
+        self.systemd = sdnotify.SystemdNotifier()
+        self.monitor = OutageMonitor(config, sessions, notify_status=self._status)
+        self.one_at_a_time = threading.Lock()
+        self.stopping = threading.Event()
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.idle = None
+
+    def poll(self) -> None:
+        with self.one_at_a_time:
+            if self.stopping.is_set():
+                return
+            try:
+                summary = self.pipeline.run_once()
+            except MailboxError as exc:
+                event(log, logging.ERROR, "poll_failed", error=str(exc), retry="next poll")
+                self.monitor.record(MAILBOX, str(exc))
+                return
+            except Exception as exc:  # noqa: BLE001 - the daemon must outlive one bad poll
+                event(log, logging.ERROR, "poll_crashed",
+                      error=f"{exc.__class__.__name__}: {exc}"[:500])
+                log.debug("poll crash traceback", exc_info=True)
+                self.monitor.record(MAILBOX, f"{exc.__class__.__name__}: {exc}")
+                return
+            self.monitor.record(MAILBOX, None)
+            self._note_smtp(summary.sending)
+            self._status(f"last poll {datetime.now(UTC):%H:%M:%S} UTC: "
+                         f"{summary.fetched} message(s)")
+
+    def watch_deadlines(self) -> None:
+        with self.one_at_a_time:
+            if self.stopping.is_set():
+                return
+            try:
+                self.pipeline.check_deadlines()
+                self._note_smtp(self.pipeline.send())
+            except Exception as exc:  # noqa: BLE001
+                event(log, logging.ERROR, "deadline_check_failed",
+                      error=f"{exc.__class__.__name__}: {exc}"[:500])
+
+    def wake(self) -> None:
+        """New mail announced by IDLE: poll now (after any pass already running)."""
+        if not self.stopping.is_set():
+            self.scheduler.add_job(self.poll, id="poll-now", replace_existing=True,
+                                   max_instances=1, misfire_grace_time=None)
+
+    def _note_smtp(self, sending: SendSummary | None) -> None:
+        if sending is None:
+            return
+        if sending.connection_error:
+            self.monitor.record(SMTP, sending.connection_error)
+        elif sending.sent or sending.failed or sending.retrying:
+            self.monitor.record(SMTP, None)
+
+    def _status(self, text: str) -> None:
+        self.systemd.notify(f"STATUS={text}")
+
+    def run(self) -> int:
+        settings = self.config.mailbox
+        self.scheduler.add_job(self.poll, "interval", seconds=settings.poll_interval_seconds,
+                               next_run_time=datetime.now(UTC), id="poll", max_instances=1,
+                               coalesce=True)
+        self.scheduler.add_job(self.watch_deadlines, "interval",
+                               minutes=self.config.deadlines.check_interval_minutes,
+                               id="deadlines", max_instances=1, coalesce=True)
+        # Heartbeat for systemd's WatchdogSec: only while the scheduler thread is alive.
+        self.scheduler.add_job(lambda: self.systemd.notify("WATCHDOG=1"), "interval",
+                               seconds=10, id="watchdog")
+
+        def request_stop(signum: int, _frame: object) -> None:
+            event(log, logging.INFO, "stop_requested", signal=signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        self.scheduler.start()
+        if settings.idle:
+            from mailbot.idle import IdleWatcher
+
+            self.idle = IdleWatcher(settings, settings.inbox, self.wake)
+            self.idle.start()
+        self.systemd.notify("READY=1")
+        event(log, logging.INFO, "daemon_started",
+              poll_interval_seconds=settings.poll_interval_seconds, idle=settings.idle)
+        self.stopping.wait()
+        self.systemd.notify("STOPPING=1")
+        if self.idle is not None:
+            self.idle.stop()
+        self.scheduler.shutdown(wait=True)
+        event(log, logging.INFO, "daemon_stopped")
+        return 0
+
+
 def run_daemon(config: Config, sessions: sessionmaker[Session]) -> int:
-    pipeline = Pipeline(config, sessions)
-    stop = threading.Event()
-
-    def poll() -> None:
-        try:
-            pipeline.run_once()
-        except MailboxLoginError as exc:
-            event(log, logging.ERROR, "poll_failed", error=str(exc), retry="next poll")
-        except MailboxError as exc:
-            event(log, logging.ERROR, "poll_failed", error=str(exc), retry="next poll")
-        except Exception as exc:  # noqa: BLE001 - the daemon must outlive one bad poll
-            event(log, logging.ERROR, "poll_crashed", error=f"{exc.__class__.__name__}: {exc}")
-            log.debug("poll crash traceback", exc_info=True)
-
-    scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        poll,
-        "interval",
-        seconds=config.mailbox.poll_interval_seconds,
-        next_run_time=datetime.now(UTC),
-        id="poll",
-        max_instances=1,
-        coalesce=True,
-    )
-
-    def request_stop(signum: int, _frame: object) -> None:
-        event(log, logging.INFO, "stop_requested", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    scheduler.start()
-    event(log, logging.INFO, "daemon_started",
-          poll_interval_seconds=config.mailbox.poll_interval_seconds)
-    stop.wait()
-    scheduler.shutdown(wait=True)
-    event(log, logging.INFO, "daemon_stopped")
-    return 0
+    return Daemon(config, sessions).run()

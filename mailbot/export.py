@@ -13,22 +13,29 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
-from mailbot.models import Contact
+from mailbot.config import Config
+from mailbot.deadlines import due_by
+from mailbot.models import Contact, utcnow
 
 
-def log_entries(session: Session) -> list[dict[str, Any]]:
+def log_entries(session: Session, config: Config) -> list[dict[str, Any]]:
     related = aliased(Contact)
     rows = session.execute(
         select(Contact, related.reference)
         .outerjoin(related, Contact.related_contact_id == related.id)
         .options(joinedload(Contact.message), selectinload(Contact.emails),
-                 selectinload(Contact.drafts))
+                 selectinload(Contact.drafts), selectinload(Contact.alerts))
         .order_by(Contact.received_at, Contact.id)
     )
-    return [entry(contact, related_reference) for contact, related_reference in rows]
+    now = utcnow()
+    return [entry(contact, config, now, related) for contact, related in rows]
 
 
-def entry(contact: Contact, related_reference: str | None = None) -> dict[str, Any]:
+def entry(
+    contact: Contact, config: Config, now: datetime, related_reference: str | None = None
+) -> dict[str, Any]:
+    clock_stopped = contact.responded_at or now
+    due = due_by(contact, config)
     return {
         "reference": contact.reference,
         "message_id": contact.message.message_id,
@@ -83,6 +90,17 @@ def entry(contact: Contact, related_reference: str | None = None) -> dict[str, A
             {"id": d.id, "template": d.template, "status": d.status} for d in contact.drafts
         ],
         "responded_at": _iso(contact.responded_at),
+        "due_by": _iso(due) if contact.is_safer_custody else None,
+        "hours_left": (
+            round((due - clock_stopped).total_seconds() / 3600, 2)
+            if contact.is_safer_custody
+            else None
+        ),
+        "alerts": [
+            {"kind": alert.kind, "sent_at": _iso(alert.created_at)}
+            for alert in contact.alerts
+            if alert.sent
+        ],
         "first_response_hours": (
             round((contact.responded_at - contact.received_at).total_seconds() / 3600, 2)
             if contact.responded_at

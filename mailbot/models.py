@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -152,6 +153,9 @@ class Contact(Base):
 
     message: Mapped[StoredMessage] = relationship(back_populates="contact")
     drafts: Mapped[list[Draft]] = relationship(back_populates="contact", order_by="Draft.id")
+    alerts: Mapped[list[ContactAlert]] = relationship(
+        back_populates="contact", order_by="ContactAlert.id"
+    )
     emails: Mapped[list[OutboxEmail]] = relationship(
         back_populates="contact", order_by="OutboxEmail.id"
     )
@@ -251,6 +255,24 @@ class Draft(Base):
     mailbox_copy: Mapped[str] = mapped_column(String(16), default="none")  # none|placed|removed
 
     contact: Mapped[Contact] = relationship(back_populates="drafts")
+
+
+class ContactAlert(Base):
+    """An alert already sent about a contact (deadline warning, breach, persistent
+    contact), so that it is never sent twice, whatever restarts in between."""
+
+    __tablename__ = "contact_alerts"
+    __table_args__ = (UniqueConstraint("contact_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # warn_24h | warn_6h | breach | persistent
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent: Mapped[bool] = mapped_column(Boolean, default=True)  # False: folded into a later one
+    person_key: Mapped[str | None] = mapped_column(String(400), index=True)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+
+    contact: Mapped[Contact] = relationship(back_populates="alerts")
 
 
 class AuditEvent(Base):

@@ -157,6 +157,8 @@ class SendSummary:
     retrying: int = 0
     failed: int = 0
     recovered: int = 0
+    # Set when the mail server itself could not be reached (not a refused email).
+    connection_error: str | None = None
 
 
 class SentFolder:
@@ -219,6 +221,8 @@ def send_due(
         try:
             for email_id in due:
                 smtp = _send_one(config, sessions, email_id, smtp, sent_folder, summary)
+                if summary.connection_error:
+                    break  # the server is down: the rest wait for the next pass
         finally:
             if smtp is not None:
                 smtp.close()
@@ -238,7 +242,13 @@ def _recover_interrupted(
             select(OutboxEmail).where(OutboxEmail.status == Status.SENDING)
         ).scalars().all()
         for row in interrupted:
-            if sent_folder.contains(row.message_id):
+            try:
+                found = sent_folder.contains(row.message_id)
+            except Exception as exc:  # noqa: BLE001 - decide when the mailbox answers
+                event(log, logging.WARNING, "send_recovery_postponed", outbox=row.id,
+                      error=exc.__class__.__name__)
+                continue
+            if found:
                 row.status, row.sent_at, row.copy_saved = Status.SENT, utcnow(), True
                 summary.recovered += 1
                 event(log, logging.WARNING, "send_recovered_as_sent", outbox=row.id,
@@ -323,12 +333,20 @@ def _send_one(
         summary.sent += 1
         return smtp
     code = _smtp_code(error)
-    permanent = code is not None and 500 <= code < 600
+    if code is None or isinstance(error, smtplib.SMTPAuthenticationError):
+        summary.connection_error = f"{error.__class__.__name__}: {error}"[:500]
+    # A refused login is our configuration, not this email: retry, never fail the email.
+    permanent = (
+        code is not None
+        and 500 <= code < 600
+        and not isinstance(error, smtplib.SMTPAuthenticationError)
+    )
     with sessions() as session:
         row = session.get(OutboxEmail, email_id)
         assert row is not None
         row.last_error = f"{code or ''} {error.__class__.__name__}: {error}".strip()[:1000]
-        if permanent or row.attempts >= config.replies.max_send_attempts:
+        gave_up = code is not None and row.attempts >= config.replies.max_send_attempts
+        if permanent or gave_up:
             row.status = Status.FAILED
             summary.failed += 1
             level, name = logging.ERROR, "send_failed"

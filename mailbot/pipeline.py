@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot import mail_client
+from mailbot import deadlines, mail_client
 from mailbot.concern import Flag, FormParseError, ParsedContact, Source, Submitter
 from mailbot.config import Config
 from mailbot.drafts import settle_sent
@@ -259,6 +259,7 @@ class Pipeline:
                     batch = uids[start : start + settings.batch_size]
                     self._process_batch(mailbox, batch, uidvalidity, summary)
             self._alert_template_problems()
+            self.check_deadlines()
             summary.sending = self.send()
             self.sync_mail_client()
         except Exception as exc:
@@ -285,6 +286,11 @@ class Pipeline:
             alert_template_problems(session, self.config, problems)
             session.commit()
         self.alerted_template_problems = problems
+
+    def check_deadlines(self) -> None:
+        with self.sessions() as session:
+            deadlines.check(session, self.config)
+            session.commit()
 
     def send(self) -> SendSummary | None:
         """Send what is queued (alerts first in line, as queued). A failure here never

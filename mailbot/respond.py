@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.concern import Flag
 from mailbot.config import Config
+from mailbot.deadlines import note_persistent_contact
 from mailbot.drafts import create_draft
 from mailbot.logs import event
 from mailbot.models import Contact, OutboxEmail, utcnow
@@ -51,6 +52,7 @@ def respond(session: Session, config: Config, contact: Contact, examined: Examin
         _signpost(session, config, contact, examined)
     elif contact.is_safer_custody:
         create_draft(session, config, contact)
+    note_persistent_contact(session, config, contact)
 
 
 def _alert_urgent(session: Session, config: Config, contact: Contact) -> None:

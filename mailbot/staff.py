@@ -32,6 +32,10 @@ def dispatch(config: Config, sessions: sessionmaker[Session], args: argparse.Nam
             return _drafts(config, sessions, args)
         if args.verb == "templates":
             return _preview(config, sessions, args)
+        if args.verb == "concerns":
+            return _concerns(config, sessions, args)
+        if args.verb == "status":
+            return _status(config, sessions)
     except (consent.ConsentError, drafts.DraftError) as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return EXIT_REFUSED
@@ -65,6 +69,40 @@ def _consent(sessions: sessionmaker[Session], args: argparse.Namespace) -> int:
         session.commit()
     print(message)
     return 0
+
+
+def _concerns(config: Config, sessions: sessionmaker[Session], args: argparse.Namespace) -> int:
+    from mailbot.deadlines import record_phone_response
+    from mailbot.export import entry
+    from mailbot.models import utcnow
+
+    with sessions() as session:
+        contact = session.execute(
+            select(Contact).where(Contact.reference == args.reference)
+        ).scalar_one_or_none()
+        if contact is None:
+            raise drafts.DraftError(f"no concern {args.reference}")
+        if args.concerns_verb == "show":
+            print(json.dumps(entry(contact, config, utcnow()), indent=2, ensure_ascii=False))
+            return 0
+        if not args.by.strip():
+            raise drafts.DraftError("--by must name the member of staff")
+        record_phone_response(session, contact, by=args.by, method=args.method, note=args.note)
+        session.commit()
+    print(f"response by {args.method} recorded for {args.reference}")
+    return 0
+
+
+def _status(config: Config, sessions: sessionmaker[Session]) -> int:
+    from mailbot.health import status
+
+    report = status(config, sessions)
+    for line in report.lines:
+        print(line)
+    for problem in report.problems:
+        print(f"UNHEALTHY: {problem}")
+    print("status: healthy" if report.healthy else "status: unhealthy")
+    return 0 if report.healthy else 1
 
 
 def _consent_row(record: Any) -> dict[str, Any]:
