@@ -96,9 +96,8 @@ port = {imap_port}
 security = "none"
 username = "{username}"
 password_file = "{password_file}"
-poll_interval_seconds = 1
 connect_attempts = 2
-{mailbox_extra}
+{mailbox_extra or "poll_interval_seconds = 1"}
 
 [smtp]
 host = "127.0.0.1"

@@ -1,0 +1,99 @@
+"""The daemon under real Dovecot and SMTP: IDLE brings new mail in without waiting for
+the poll, and an unreachable mailbox is reported once past the outage threshold, then
+its recovery."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.forms import portal_form
+
+pytestmark = pytest.mark.servers
+
+SAFETY_TEAM = "safety.team@prison.example"
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def logged(database: str, message_id: str) -> bool:
+    try:
+        with sqlite3.connect(database) as db:
+            row = db.execute(
+                "select count(*) from messages where message_id = ?", (message_id,)
+            ).fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return bool(row and row[0])
+
+
+def start_daemon(config_path) -> subprocess.Popen:  # type: ignore[no-untyped-def]
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "--config", str(config_path), "run"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def stop(daemon: subprocess.Popen) -> str:  # type: ignore[type-arg]
+    daemon.terminate()
+    _, stderr = daemon.communicate(timeout=30)
+    return stderr
+
+
+def test_new_mail_is_logged_within_seconds_without_waiting_for_the_poll(
+    dovecot, smtp_sink, make_config, tmp_path
+):
+    path, config = make_config(smtp_port=smtp_sink.port,
+                               mailbox_extra="poll_interval_seconds = 300")
+    database = config.database.url.removeprefix("sqlite:///")
+    daemon = start_daemon(path)
+    try:
+        dovecot.append(portal_form(message_id="<first@portal.example.org>"))
+        assert wait_for(lambda: logged(database, "first@portal.example.org"), 20)
+        time.sleep(1)  # the first poll is over: only IDLE can bring the next one in
+        dovecot.append(portal_form(message_id="<pushed@portal.example.org>"))
+        assert wait_for(lambda: logged(database, "pushed@portal.example.org"), 5)
+    finally:
+        stderr = stop(daemon)
+    assert daemon.returncode == 0, stderr
+    assert "idle_connected" in stderr
+
+
+def test_an_outage_is_alerted_once_and_its_recovery_said_once(
+    dovecot, smtp_sink, make_config
+):
+    path, _ = make_config(
+        smtp_port=smtp_sink.port,
+        mailbox_extra="poll_interval_seconds = 1\nidle = false",
+        extra=f'[alerts]\nsafety_team = ["{SAFETY_TEAM}"]\noutage_minutes = 0.05\n',
+    )
+    daemon = start_daemon(path)
+
+    def subjects() -> list[str]:
+        return [str(m["Subject"]) for m in smtp_sink.parsed()]
+
+    try:
+        time.sleep(2)
+        dovecot.stop()
+        assert wait_for(lambda: any("unreachable" in s for s in subjects()), 30)
+        time.sleep(3)
+        assert sum("unreachable" in s for s in subjects()) == 1
+        dovecot.restart()
+        assert wait_for(lambda: any("reachable again" in s for s in subjects()), 30)
+    finally:
+        stderr = stop(daemon)
+    assert "event=outage " in stderr and "level=error" in stderr
+    assert "event=outage_over" in stderr
+    assert sum("reachable again" in s for s in subjects()) == 1
