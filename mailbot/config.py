@@ -146,6 +146,22 @@ class DeadlineSettings:
 
 
 @dataclass(frozen=True)
+class OfficeHoursSettings:
+    """When the safer custody team is at work; contacts outside count for the report."""
+
+    days: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri")
+    start: str = "08:00"
+    end: str = "17:00"
+    timezone: str = "Europe/London"
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    months: int = 24  # personal data older than this is anonymised; counts are kept
+    raw_message_months: int = 24  # raw message bytes may go sooner
+
+
+@dataclass(frozen=True)
 class DraftSettings:
     # Also place each draft in the mailbox's Drafts folder, so staff can approve (send)
     # it from their mail client; mailbot then finds the sent copy in the Sent folder.
@@ -171,6 +187,8 @@ class Config:
     triage: TriageSettings = field(default_factory=TriageSettings)
     drafts: DraftSettings = field(default_factory=DraftSettings)
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
+    office_hours: OfficeHoursSettings = field(default_factory=OfficeHoursSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     source: Path | None = None
 
     @property
@@ -281,7 +299,7 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
 def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     known_sections = {
         "prison", "mailbox", "smtp", "database", "portal", "state", "alerts", "replies", "triage",
-        "drafts", "deadlines",
+        "drafts", "deadlines", "office_hours", "retention",
     }
     unknown = sorted(set(raw) - known_sections)
     if unknown:
@@ -324,6 +342,11 @@ def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     triage = _section(TriageSettings, "triage", raw.get("triage"), required=False)
     drafts = _section(DraftSettings, "drafts", raw.get("drafts"), required=False)
     deadlines = _section(DeadlineSettings, "deadlines", raw.get("deadlines"), required=False)
+    office_hours = _section(
+        OfficeHoursSettings, "office_hours", raw.get("office_hours"), required=False
+    )
+    retention = _section(RetentionSettings, "retention", raw.get("retention"), required=False)
+    _check_office_hours(office_hours)
     for key, addresses in (
         ("safety_team", alerts.safety_team),
         ("urgent", alerts.urgent),
@@ -368,5 +391,24 @@ def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
         triage=triage,
         drafts=drafts,
         deadlines=deadlines,
+        office_hours=office_hours,
+        retention=retention,
         source=source,
     )
+
+
+def _check_office_hours(hours: OfficeHoursSettings) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    days = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
+    for day in hours.days:
+        if day not in days:
+            raise ConfigError(f"office_hours.days: {day!r} is not one of {sorted(days)}")
+    for key in ("start", "end"):
+        value = getattr(hours, key)
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ConfigError(f"office_hours.{key} must be HH:MM, not {value!r}")
+    try:
+        ZoneInfo(hours.timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"office_hours.timezone: unknown time zone {hours.timezone!r}") from exc

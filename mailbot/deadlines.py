@@ -252,8 +252,9 @@ def record_phone_response(
 
     now = utcnow()
     if contact.responded_at is None:
-        contact.responded_at = now
-    contact.status = "responded"
+        contact.responded_at, contact.responded_by = now, by
+    if contact.status != CLOSED:
+        contact.status = "responded"
     for draft in contact.drafts:
         if draft.status == "draft":
             draft.status, draft.decided_by, draft.decided_at = "superseded", by, now

@@ -188,7 +188,7 @@ def approve(
     draft.status, draft.decided_by, draft.decided_at = Status.APPROVED, by, now
     draft.outbox_id = email.id
     if contact.responded_at is None:
-        contact.responded_at = now
+        contact.responded_at, contact.responded_by = now, by
     contact.status = "responded"
     record_event(session, actor=by, action="draft_approved", contact_id=contact.id,
                  draft_id=draft.id, detail={"outbox": email.id, "template": draft.template})

@@ -131,7 +131,7 @@ def _record_response(session: Session, contact: Contact, msg: EmailMessage, sent
     text = body.plain if body.plain is not None else html_to_text(body.html or "")
     sender = header_text(msg, "From")
     if contact.responded_at is None or sent_at < contact.responded_at:
-        contact.responded_at = sent_at
+        contact.responded_at, contact.responded_by = sent_at, sender
     contact.status = "responded"
     open_drafts = [d for d in contact.drafts if d.status == DraftStatus.DRAFT]
     for draft in open_drafts:

@@ -150,11 +150,21 @@ class Contact(Base):
 
     # The first response to the family: an approved draft sent, or one sent by staff.
     responded_at: Mapped[datetime | None]
+    responded_by: Mapped[str | None] = mapped_column(String(200))
+    # Closed only by a person, never automatically.
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    # Set by retention: personal fields removed, counts kept.
+    anonymised_at: Mapped[datetime | None]
 
     message: Mapped[StoredMessage] = relationship(back_populates="contact")
     drafts: Mapped[list[Draft]] = relationship(back_populates="contact", order_by="Draft.id")
     alerts: Mapped[list[ContactAlert]] = relationship(
         back_populates="contact", order_by="ContactAlert.id"
+    )
+    actions: Mapped[list[ConcernAction]] = relationship(
+        back_populates="contact", order_by="ConcernAction.id"
     )
     emails: Mapped[list[OutboxEmail]] = relationship(
         back_populates="contact", order_by="OutboxEmail.id"
@@ -273,6 +283,28 @@ class ContactAlert(Base):
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
 
     contact: Mapped[Contact] = relationship(back_populates="alerts")
+
+
+class ConcernAction(Base):
+    """What staff did for a concern: the communications log's 'actions' columns."""
+
+    __tablename__ = "concern_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    # welfare_check | referral | referral_follow_up | acct_opened | acct_reviewed |
+    # csip_referral | nomis_updated | call_back | outcome
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    # For referrals and their follow-ups: healthcare | mental_health | chaplaincy |
+    # family_services | security | omu | substance_misuse
+    department: Mapped[str | None] = mapped_column(String(32))
+    happened_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    by: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(Text, default="")
+
+    contact: Mapped[Contact] = relationship(back_populates="actions")
 
 
 class AuditEvent(Base):
