@@ -112,8 +112,23 @@ def build_parser() -> argparse.ArgumentParser:
     respond.add_argument("--method", required=True, choices=("phone", "email", "letter",
                                                               "in_person"))
     respond.add_argument("--note", default="")
+    action = concerns_verbs.add_parser("action", help="record what was done for a concern")
+    action.add_argument("reference")
+    action.add_argument("--kind", required=True, help="welfare_check, referral, acct_opened...")
+    action.add_argument("--by", required=True)
+    action.add_argument("--note", default="")
+    action.add_argument("--outcome", default="")
+    action.add_argument("--department", help="for referrals: healthcare, mental_health...")
+    action.add_argument("--when", help="when it happened (ISO 8601 with zone); default now")
+    close = concerns_verbs.add_parser("close", help="close a concern (only ever by staff)")
+    close.add_argument("reference")
+    close.add_argument("--by", required=True)
+    close.add_argument("--outcome", required=True)
 
     verbs.add_parser("status", help="health: polls, errors, queues, concerns by time left")
+
+    retention = verbs.add_parser("retention", help="anonymise personal data past retention")
+    retention.add_argument("--dry-run", action="store_true", help="only say what would go")
 
     config_cmd = verbs.add_parser("config", help="configuration")
     config_verbs = config_cmd.add_subparsers(dest="config_verb", required=True)

@@ -87,6 +87,18 @@ class Daemon:
                 event(log, logging.ERROR, "deadline_check_failed",
                       error=f"{exc.__class__.__name__}: {exc}"[:500])
 
+    def apply_retention(self) -> None:
+        from mailbot import retention
+
+        with self.one_at_a_time:
+            try:
+                with self.pipeline.sessions() as session:
+                    retention.apply(session, self.config)
+                    session.commit()
+            except Exception as exc:  # noqa: BLE001
+                event(log, logging.ERROR, "retention_failed",
+                      error=f"{exc.__class__.__name__}: {exc}"[:500])
+
     def wake(self) -> None:
         """New mail announced by IDLE: poll now (after any pass already running)."""
         if not self.stopping.is_set():
@@ -112,6 +124,9 @@ class Daemon:
         self.scheduler.add_job(self.watch_deadlines, "interval",
                                minutes=self.config.deadlines.check_interval_minutes,
                                id="deadlines", max_instances=1, coalesce=True)
+        self.scheduler.add_job(self.apply_retention, "interval", hours=24,
+                               next_run_time=datetime.now(UTC), id="retention",
+                               max_instances=1, coalesce=True)
         # Heartbeat for systemd's WatchdogSec: only while the scheduler thread is alive.
         self.scheduler.add_job(lambda: self.systemd.notify("WATCHDOG=1"), "interval",
                                seconds=10, id="watchdog")

@@ -24,7 +24,8 @@ def log_entries(session: Session, config: Config) -> list[dict[str, Any]]:
         select(Contact, related.reference)
         .outerjoin(related, Contact.related_contact_id == related.id)
         .options(joinedload(Contact.message), selectinload(Contact.emails),
-                 selectinload(Contact.drafts), selectinload(Contact.alerts))
+                 selectinload(Contact.drafts), selectinload(Contact.alerts),
+                 selectinload(Contact.actions))
         .order_by(Contact.received_at, Contact.id)
     )
     now = utcnow()
@@ -101,6 +102,21 @@ def entry(
             for alert in contact.alerts
             if alert.sent
         ],
+        "responded_by": contact.responded_by,
+        "actions": [
+            {
+                "kind": action.kind,
+                "department": action.department,
+                "at": _iso(action.happened_at),
+                "by": action.by,
+                "note": action.note,
+                "outcome": action.outcome,
+            }
+            for action in contact.actions
+        ],
+        "closed_at": _iso(contact.closed_at),
+        "closed_by": contact.closed_by,
+        "outcome": contact.outcome,
         "first_response_hours": (
             round((contact.responded_at - contact.received_at).total_seconds() / 3600, 2)
             if contact.responded_at

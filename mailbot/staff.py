@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot import consent, drafts
+from mailbot.casework import CaseworkError
 from mailbot.config import Config
 from mailbot.fetch import Mailbox
 from mailbot.models import Contact, Draft
@@ -36,7 +37,9 @@ def dispatch(config: Config, sessions: sessionmaker[Session], args: argparse.Nam
             return _concerns(config, sessions, args)
         if args.verb == "status":
             return _status(config, sessions)
-    except (consent.ConsentError, drafts.DraftError) as exc:
+        if args.verb == "retention":
+            return _retention(config, sessions, dry_run=args.dry_run)
+    except (consent.ConsentError, drafts.DraftError, CaseworkError) as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     raise AssertionError(args.verb)
@@ -72,24 +75,53 @@ def _consent(sessions: sessionmaker[Session], args: argparse.Namespace) -> int:
 
 
 def _concerns(config: Config, sessions: sessionmaker[Session], args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from mailbot import casework
     from mailbot.deadlines import record_phone_response
     from mailbot.export import entry
     from mailbot.models import utcnow
 
+    verb = args.concerns_verb
     with sessions() as session:
-        contact = session.execute(
-            select(Contact).where(Contact.reference == args.reference)
-        ).scalar_one_or_none()
-        if contact is None:
-            raise drafts.DraftError(f"no concern {args.reference}")
-        if args.concerns_verb == "show":
+        contact = casework.find(session, args.reference)
+        if verb == "show":
             print(json.dumps(entry(contact, config, utcnow()), indent=2, ensure_ascii=False))
             return 0
-        if not args.by.strip():
-            raise drafts.DraftError("--by must name the member of staff")
-        record_phone_response(session, contact, by=args.by, method=args.method, note=args.note)
+        if verb == "respond":
+            if not args.by.strip():
+                raise casework.CaseworkError("--by must name the member of staff")
+            record_phone_response(session, contact, by=args.by, method=args.method,
+                                  note=args.note)
+            message = f"response by {args.method} recorded for {args.reference}"
+        elif verb == "action":
+            try:
+                when = datetime.fromisoformat(args.when) if args.when else None
+            except ValueError as exc:
+                raise casework.CaseworkError(f"--when: {exc}") from exc
+            casework.record_action(session, contact, kind=args.kind, by=args.by,
+                                   note=args.note, outcome=args.outcome,
+                                   department=args.department, when=when)
+            message = f"{args.kind} recorded for {args.reference}"
+        else:
+            casework.close(session, contact, by=args.by, outcome=args.outcome)
+            message = f"{args.reference} closed"
         session.commit()
-    print(f"response by {args.method} recorded for {args.reference}")
+    print(message)
+    return 0
+
+
+def _retention(config: Config, sessions: sessionmaker[Session], *, dry_run: bool) -> int:
+    from mailbot import retention
+
+    with sessions() as session:
+        if dry_run:
+            print(retention.plan(session, config).describe())
+            print("dry run: nothing changed")
+            return 0
+        done = retention.apply(session, config)
+        session.commit()
+    print(done.describe())
     return 0
 
 
