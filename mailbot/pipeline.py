@@ -279,7 +279,10 @@ class Pipeline:
         return summary
 
     def _alert_template_problems(self) -> None:
-        problems = sorted(str(problem) for problem in rejected_templates())
+        override = self.config.replies.template_override_dir
+        problems = sorted(
+            str(problem) for problem in rejected_templates(Path(override) if override else None)
+        )
         if not problems or problems == self.alerted_template_problems:
             return
         with self.sessions() as session:

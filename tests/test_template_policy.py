@@ -472,18 +472,18 @@ def test_edits_are_used_on_the_next_render_and_a_broken_edit_falls_back(tmp_path
     email = render_acknowledgement("ack_no_consent", full_context(), override_dir=tmp_path)
     assert email.text == f"Second [{REFERENCE}]\n"
     assert email.html is None  # an override of the text alone sends no stale shipped HTML
-    assert rejected_templates() == []
+    assert rejected_templates(tmp_path) == []
 
     write(path, "Second [{{ reference }}] about {{ prisoner_name }}\n")
     email = render_acknowledgement("ack_no_consent", full_context(), override_dir=tmp_path)
     assert email.text == f"Second [{REFERENCE}]\n"  # the last good text, not the edit
-    [problem] = rejected_templates()
+    [problem] = rejected_templates(tmp_path)
     assert problem.file == str(path) and "'prisoner_name'" in problem.message
 
     write(path, "Third [{{ reference }}]\n")
     email = render_acknowledgement("ack_no_consent", full_context(), override_dir=tmp_path)
     assert email.text == f"Third [{REFERENCE}]\n"
-    assert rejected_templates() == []
+    assert rejected_templates(tmp_path) == []
 
 
 def test_a_broken_include_falls_back_to_the_last_good_include_too(tmp_path: Path) -> None:
@@ -497,7 +497,7 @@ def test_a_broken_include_falls_back_to_the_last_good_include_too(tmp_path: Path
     write(partial, "Kind regards {% if %}")
     again = render_acknowledgement("ack_restricted", full_context(), override_dir=tmp_path)
     assert again.text == first.text
-    [problem] = rejected_templates()
+    [problem] = rejected_templates(tmp_path)
     assert problem.file == str(partial) and problem.line == 1
 
 
@@ -548,4 +548,4 @@ def test_preview_of_a_broken_template_is_an_error_not_an_older_version(tmp_path:
     write(path, "Bad {{ prisoner_number }}")
     with pytest.raises(TemplateError, match="prisoner_number"):
         preview("ack_restricted", override_dir=tmp_path)
-    assert rejected_templates() == []  # a preview changes nothing
+    assert rejected_templates(tmp_path) == []  # a preview changes nothing

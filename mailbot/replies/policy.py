@@ -258,10 +258,17 @@ def render_acknowledgement(
     return _render_version(version, context, list(dirs))
 
 
-def rejected_templates() -> list[Problem]:
-    """Problems with edited templates that are being replaced by their last good version."""
+def rejected_templates(override_dir: Path | None = None) -> list[Problem]:
+    """Problems with edited templates that are being replaced by their last good version,
+    for the templates this override directory (or none) selects."""
+    dirs = tuple(template_dirs(override_dir))
     with _state.lock:
-        found = [problem for problems in _state.rejected.values() for problem in problems]
+        found = [
+            problem
+            for (key_dirs, _name), problems in _state.rejected.items()
+            if key_dirs == dirs
+            for problem in problems
+        ]
     return list(dict.fromkeys(found))
 
 
