@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
@@ -38,8 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="process the inbox once and exit")
 
     export = verbs.add_parser("export", help="print the communications log")
-    export.add_argument("--format", choices=("json", "csv"), default="json")
+    export.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
     export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    export.add_argument("--from", dest="start", type=_date, help="xlsx: first day, YYYY-MM-DD")
+    export.add_argument("--to", dest="end", type=_date, help="xlsx: last day, YYYY-MM-DD")
+
+    report = verbs.add_parser("report", help="the monthly report for the safety meeting")
+    report.add_argument("--month", required=True, type=_month, help="YYYY-MM")
+    report.add_argument("--output", required=True, type=Path, help="directory to write to")
 
     messages = verbs.add_parser("messages", help="every ingested message and where it went")
     messages_verbs = messages.add_subparsers(dest="messages_verb", required=True)
@@ -172,6 +179,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_once(config, sessions) if args.once else run_daemon(config, sessions)
     if args.verb == "export":
         return _export(config, sessions, args)
+    if args.verb == "report":
+        from mailbot.report import write_report
+
+        with sessions() as session:
+            path = write_report(session, config, args.month, args.output)
+        print(f"wrote {path}")
+        return 0
     if args.verb == "messages":
         return _messages(sessions, args)
     from mailbot import staff
@@ -179,8 +193,33 @@ def _dispatch(args: argparse.Namespace) -> int:
     return staff.dispatch(config, sessions, args)
 
 
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-24") from exc
+
+
+def _month(text: str) -> date:
+    try:
+        return date.fromisoformat(f"{text}-01")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2026-11") from exc
+
+
 def _export(config, sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from mailbot.export import log_entries, to_csv, to_json
+
+    if args.format == "xlsx":
+        from mailbot.spreadsheet import write_xlsx
+
+        if not (args.start and args.end and args.output):
+            print("mailbot: --format xlsx needs --from, --to and --output", file=sys.stderr)
+            return 2
+        with sessions() as session:
+            path = write_xlsx(session, config, args.start, args.end, args.output)
+        print(f"wrote {path}")
+        return 0
 
     with sessions() as session:
         entries = log_entries(session, config)
