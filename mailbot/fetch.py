@@ -231,10 +231,13 @@ class Mailbox:
 
 def _open(settings: MailboxSettings) -> MailBox:
     timeout = settings.timeout_seconds
+    # Verify the server's certificate (imaplib's own default context does not).
+    context = ssl.create_default_context()
     if settings.security == "ssl":
-        return MailBox(settings.host, settings.port, timeout=timeout)
+        return MailBox(settings.host, settings.port, timeout=timeout, ssl_context=context)
     if settings.security == "starttls":
-        return MailBoxStartTls(settings.host, settings.port, timeout=timeout)
+        return MailBoxStartTls(settings.host, settings.port, timeout=timeout,
+                               ssl_context=context)
     return MailBoxUnencrypted(settings.host, settings.port, timeout=timeout)
 
 
