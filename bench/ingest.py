@@ -22,8 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mailbot.devservers import Dovecot, SmtpSink  # noqa: E402
-from tests.conftest import config_text  # noqa: E402
+from mailbot.devservers import Dovecot, SmtpSink, config_text  # noqa: E402
 from tests.forms import portal_form  # noqa: E402
 
 TOPICS = ["Self-harm or suicide", "Visits", "Debt", "Property", "Mental health", "Money"]
@@ -37,7 +36,7 @@ SENTENCES = [
 ]
 
 
-def generated_form(number: int, rng: random.Random) -> bytes:
+def generated_form(number: int, rng: random.Random, message_id: str | None = None) -> bytes:
     return portal_form(
         text="\n".join(rng.choice(SENTENCES) for _ in range(rng.randint(1, 6))),
         topic=rng.choice(TOPICS),
@@ -46,6 +45,7 @@ def generated_form(number: int, rng: random.Random) -> bytes:
         prisoner_name=f"Prisoner {number}",
         prisoner_number=f"a{number % 10000:04d}bc",
         reference=f"PFH-SC-20261114-{number:05d}",
+        message_id=message_id,
     )
 
 

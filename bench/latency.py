@@ -38,12 +38,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.ingest import SENTENCES, TOPICS  # noqa: E402
+from bench.ingest import generated_form  # noqa: E402
 from mailbot.config import MailboxSettings, from_dict  # noqa: E402
-from mailbot.devservers import Dovecot, SmtpSink  # noqa: E402
+from mailbot.devservers import Dovecot, SmtpSink, config_text  # noqa: E402
 from mailbot.idle import IdleWatcher  # noqa: E402
-from tests.conftest import config_text  # noqa: E402
-from tests.forms import portal_form  # noqa: E402
 
 DB_POLL_SECONDS = 0.02
 IDLE_RUN_POLL_SECONDS = 30
@@ -60,16 +58,7 @@ class Run:
 
 def form(number: int, message_id: str, rng: random.Random) -> bytes:
     """A generated form, as bench/ingest.py makes them, with our own Message-ID."""
-    return portal_form(
-        text="\n".join(rng.choice(SENTENCES) for _ in range(rng.randint(1, 6))),
-        topic=rng.choice(TOPICS),
-        name=f"Family Member {number}",
-        email=f"family{number}@example.com",
-        prisoner_name=f"Prisoner {number}",
-        prisoner_number=f"a{number % 10000:04d}bc",
-        reference=f"PFH-SC-20261114-{number:05d}",
-        message_id=f"<{message_id}>",
-    )
+    return generated_form(number, rng, message_id=f"<{message_id}>")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from mailbot.cli import main as mailbot
-from mailbot.devservers import Dovecot, SmtpSink, dovecot_available
+from mailbot.devservers import Dovecot, SmtpSink, config_text, dovecot_available
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SAMPLES = REPO.parent / "shared" / "samples"
@@ -26,34 +26,16 @@ def write_config(root: Path, imap: Dovecot, smtp: SmtpSink) -> Path:
     password_file.write_text(imap.password + "\n")
     path = root / "mailbot.toml"
     path.write_text(
-        f"""# Written by the demo; see config/mailbot.example.toml for every key.
-[prison]
-name = "HMP Exampletown"
-hotline_phone = "01234 567890"
-duty_phone = "01234 567891"
-portal_url = "https://portal.example.org/hmp-exampletown"
-family_service = "Example Families Service"
-governor_address = "Governor, HMP Exampletown"
-
-[mailbox]
-host = "127.0.0.1"
-port = {imap.port}
-security = "none"
-username = "{imap.username}"
-password_file = "{password_file}"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp.port}
-security = "none"
-from_address = "safercustody.exampletown@prison.example"
-
-[database]
-url = "sqlite:///{root / 'mailbot.sqlite3'}"
-
-[state]
-directory = "{root}"
-"""
+        config_text(
+            imap_port=imap.port,
+            username=imap.username,
+            password_file=password_file,
+            database_url=f"sqlite:///{root / 'mailbot.sqlite3'}",
+            state_dir=root,
+            smtp_port=smtp.port,
+            extra='[alerts]\nsafety_team = ["safety.team@prison.example"]\n'
+            'urgent = ["duty.governor@prison.example"]\n',
+        )
     )
     return path
 

@@ -235,3 +235,48 @@ class _SinkHandler:
             }
         )
         return "250 Message accepted for delivery"
+
+
+def config_text(
+    *,
+    imap_port: int,
+    username: str,
+    password_file: Path,
+    database_url: str,
+    state_dir: Path,
+    smtp_port: int = 2525,
+    extra: str = "",
+    mailbox_extra: str = "",
+) -> str:
+    """A mailbot configuration for local servers (demo, tests, benchmarks)."""
+    return f"""# Local servers; see config/mailbot.example.toml for every key.
+[prison]
+name = "HMP Exampletown"
+hotline_phone = "01234 567890"
+duty_phone = "01234 567891"
+portal_url = "https://portal.example.org/hmp-exampletown"
+family_service = "Example Families Service"
+governor_address = "Governor, HMP Exampletown"
+
+[mailbox]
+host = "127.0.0.1"
+port = {imap_port}
+security = "none"
+username = "{username}"
+password_file = "{password_file}"
+connect_attempts = 2
+{mailbox_extra or "poll_interval_seconds = 1"}
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+from_address = "safercustody.exampletown@prison.example"
+
+[database]
+url = "{database_url}"
+
+[state]
+directory = "{state_dir}"
+{extra}
+"""

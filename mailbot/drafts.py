@@ -1,8 +1,9 @@
 """Drafts: decides which acknowledgement a safer custody concern gets, and guards its
 approval, so that nothing a family receives about a prisoner goes out without a person.
 
-A draft is written as soon as a concern is logged, from the template its consent allows:
-restricted contact -> `ack_restricted`; a form that failed verification ->
+A draft is written as soon as a contact is logged that mailbot does not answer itself,
+from the template its consent allows: restricted contact -> `ack_restricted`; an enquiry
+that is not about safety -> `signposting`; a form that failed verification ->
 `ack_unverified`; a verified form whose contact has the prisoner's consent ->
 `ack_consent`; anything else -> `ack_no_consent`. Approval checks again at that moment:
 consent may have been withdrawn, and a draft that would now say more than is allowed is
@@ -28,6 +29,7 @@ from mailbot.models import Contact, Draft, OutboxEmail, utcnow
 from mailbot.outbox import UnsafeRecipient, enqueue, new_message_id, single_address
 from mailbot.replies.policy import render_acknowledgement, unfilled_markers
 from mailbot.replies.render import format_london_time
+from mailbot.triage import ENQUIRY_CATEGORIES
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +45,14 @@ class Status:
     OPEN = (DRAFT,)
 
 
+SIGNPOSTING = "signposting"
 NO_CONSENT = "ack_no_consent"
 CONSENT = "ack_consent"
 RESTRICTED = "ack_restricted"
 UNVERIFIED = "ack_unverified"
 # How much each template may disclose; approval refuses a draft that says more than the
 # template that fits now would.
-DISCLOSURE = {RESTRICTED: 0, UNVERIFIED: 0, NO_CONSENT: 1, CONSENT: 2}
+DISCLOSURE = {RESTRICTED: 0, UNVERIFIED: 0, SIGNPOSTING: 0, NO_CONSENT: 1, CONSENT: 2}
 IDENTIFYING_ALLOWED = {CONSENT}
 
 
@@ -60,6 +63,10 @@ class DraftError(ValueError):
 def choose_template(contact: Contact, state: consent.ConsentState) -> str:
     if state.restricted:
         return RESTRICTED
+    if not contact.is_safer_custody:
+        # An enquiry mailbot could not answer itself (unverified sender, direct email):
+        # staff approve the same signposting reply it would have sent.
+        return SIGNPOSTING
     if contact.source == "portal_form" and not contact.verified:
         return UNVERIFIED
     if contact.source == "portal_form" and state.scope in ("full", "wellbeing"):
@@ -70,6 +77,9 @@ def choose_template(contact: Contact, state: consent.ConsentState) -> str:
 def template_context(contact: Contact, config: Config, scope: str) -> dict[str, Any]:
     """Everything a template might use; the policy hands each template only its own."""
     return {
+        "category": next(
+            (c for c in contact.categories if c in ENQUIRY_CATEGORIES), "other"
+        ),
         "reference": contact.reference,
         "prison": config.prison,
         "submitter_name": contact.submitter_name,
@@ -93,9 +103,7 @@ def recipient_for(contact: Contact) -> str:
 def create_draft(
     session: Session, config: Config, contact: Contact, *, actor: str = MAILBOT
 ) -> Draft | None:
-    """Draft the acknowledgement for a newly logged safer custody concern."""
-    if not contact.is_safer_custody:
-        return None
+    """Draft the reply to a newly logged contact that mailbot does not answer itself."""
     if contact.related_contact_id is not None:
         # A family's reply joins its existing concern rather than starting a new pile.
         record_event(session, actor=actor, action="reply_added_to_concern",

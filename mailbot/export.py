@@ -150,6 +150,8 @@ def _flatten(value: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any
         name = f"{prefix}{key}"
         if isinstance(item, dict):
             yield from _flatten(item, f"{name}.")
+        elif isinstance(item, list) and any(isinstance(x, dict) for x in item):
+            yield name, json.dumps(item, ensure_ascii=False)
         elif isinstance(item, list):
             yield name, "; ".join(str(x) for x in item)
         elif item is None:

@@ -157,6 +157,9 @@ class Contact(Base):
     outcome: Mapped[str | None] = mapped_column(Text)
     # Set by retention: personal fields removed, counts kept.
     anonymised_at: Mapped[datetime | None]
+    # A keyed hash of (person, prisoner): lets the reports count repeat contacts after
+    # retention has removed who they were. Not reversible without the database's secret.
+    person_hash: Mapped[str | None] = mapped_column(String(64), index=True)
 
     message: Mapped[StoredMessage] = relationship(back_populates="contact")
     drafts: Mapped[list[Draft]] = relationship(back_populates="contact", order_by="Draft.id")
@@ -265,6 +268,15 @@ class Draft(Base):
     mailbox_copy: Mapped[str] = mapped_column(String(16), default="none")  # none|placed|removed
 
     contact: Mapped[Contact] = relationship(back_populates="drafts")
+
+
+class InstallSecret(Base):
+    """A random key made once per database, for pseudonyms (`Contact.person_hash`)."""
+
+    __tablename__ = "install_secret"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
 
 
 class ContactAlert(Base):

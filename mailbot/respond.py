@@ -4,7 +4,8 @@
   `[alerts] safety_team` at once, whatever else is true of it.
 - A verified portal form with no safety signal at all gets the toolkit's signposting
   reply, sent to the family's address from the portal, at most once a day per address.
-- Every safer custody concern gets an acknowledgement draft (`mailbot.drafts`).
+- Every other contact gets a draft for staff to approve (`mailbot.drafts`): an
+  acknowledgement for a safer custody concern, the signposting reply for an enquiry.
 - Nothing else is sent automatically: safety concerns wait for a person, and an
   unverified look-alike, a direct email, a reply to us or anything from our own address
   never causes an email to an address taken from it.
@@ -50,7 +51,7 @@ def respond(session: Session, config: Config, contact: Contact, examined: Examin
         _alert_urgent(session, config, contact)
     if _may_signpost(config, contact, examined):
         _signpost(session, config, contact, examined)
-    elif contact.is_safer_custody:
+    else:
         create_draft(session, config, contact)
     note_persistent_contact(session, config, contact)
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.concern import ParsedContact
 from mailbot.models import Contact, Disposition, ReferenceCounter, StoredMessage
+from mailbot.pseudonym import person_hash
 from mailbot.triage import TriageResult
 
 REFERENCE_PREFIX = "SC"
@@ -146,6 +147,14 @@ def _contact_row(
         ).scalar_one_or_none()
     triage = examined.triage
     return Contact(
+        person_hash=person_hash(
+            session,
+            email=parsed.submitter.email,
+            name=parsed.submitter.name,
+            phone=parsed.submitter.phone,
+            prisoner_number=parsed.prisoner.number,
+            prisoner_name=parsed.prisoner.name,
+        ),
         is_safer_custody=triage.is_safer_custody if triage else True,
         categories=list(triage.categories) if triage else [],
         urgency=triage.urgency if triage else "urgent",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailbot import config as config_module
-from mailbot.devservers import Dovecot, SmtpSink, dovecot_available
+from mailbot.devservers import Dovecot, SmtpSink, config_text, dovecot_available
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -68,50 +68,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
-
-
-def config_text(
-    *,
-    imap_port: int,
-    username: str,
-    password_file: Path,
-    database_url: str,
-    state_dir: Path,
-    smtp_port: int = 2525,
-    extra: str = "",
-    mailbox_extra: str = "",
-) -> str:
-    return f"""
-[prison]
-name = "HMP Exampletown"
-hotline_phone = "01234 567890"
-duty_phone = "01234 567891"
-portal_url = "https://portal.example.org/hmp-exampletown"
-family_service = "Example Families Service"
-governor_address = "Governor, HMP Exampletown"
-
-[mailbox]
-host = "127.0.0.1"
-port = {imap_port}
-security = "none"
-username = "{username}"
-password_file = "{password_file}"
-connect_attempts = 2
-{mailbox_extra or "poll_interval_seconds = 1"}
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_port}
-security = "none"
-from_address = "safercustody.exampletown@prison.example"
-
-[database]
-url = "{database_url}"
-
-[state]
-directory = "{state_dir}"
-{extra}
-"""
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from mailbot import db
 from mailbot.cli import main
+from mailbot.figures import monthly_figures
 from mailbot.models import JSON, Base, Contact
 from tests.forms import portal_form
 
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.servers
 MARKERS = ("zebulon", "quartz", "xerxes", "marlowe", "q9876zz", "900999", "quartzite")
 
 
-def form_from(months_ago: int, marked: bool = True, **values) -> tuple[bytes, datetime]:  # type: ignore[no-untyped-def]
+def form_from(  # type: ignore[no-untyped-def]
+    months_ago: int, marked: bool = True, days: int = 0, **values
+) -> tuple[bytes, datetime]:
     people = (
         {"name": "Zebulon Quartz", "email": "zebulon.quartz@example.org",
          "prisoner_name": "Xerxes Marlowe", "prisoner_number": "Q9876ZZ",
@@ -34,7 +37,7 @@ def form_from(months_ago: int, marked: bool = True, **values) -> tuple[bytes, da
     )
     form = portal_form(location="B wing", topic="Bullying, threats or violence",
                        urgency="I am worried about their safety", **people, **values)
-    return form, datetime.now(UTC) - timedelta(days=31 * months_ago)
+    return form, datetime(2026, 11, 10, 12, tzinfo=UTC) - timedelta(days=31 * months_ago + days)
 
 
 def everything_stored(session: Session) -> str:
@@ -66,9 +69,11 @@ def test_old_concerns_lose_every_personal_field_and_keep_their_counts(
     dovecot, smtp_sink, make_config, capsys
 ):
     path, config = make_config(smtp_port=smtp_sink.port)
-    for months, message_id in ((30, "<old-1@portal.example.org>"),
-                               (29, "<old-2@portal.example.org>")):
-        form, when = form_from(months, message_id=message_id)
+    # Two contacts from one person in the same month: a repeat the report must still
+    # count once the person is gone.
+    for days, message_id in ((0, "<old-1@portal.example.org>"),
+                             (2, "<old-2@portal.example.org>")):
+        form, when = form_from(30, days=days, message_id=message_id)
         dovecot.append(form, internal_date=when)
     form, when = form_from(1, marked=False, message_id="<recent@portal.example.org>")
     dovecot.append(form, internal_date=when)
@@ -87,8 +92,12 @@ def test_old_concerns_lose_every_personal_field_and_keep_their_counts(
 
     engine = db.make_engine(config.database.url)
     sessions = db.session_factory(engine)
+    old_month = (datetime(2026, 11, 10, 12, tzinfo=UTC) - timedelta(days=31 * 30)).date()
+    old_month = old_month.replace(day=1)
     with sessions() as session:
         before = month_counts(session)
+        figures_before = month_figures(session, config, old_month)
+        assert dict(figures_before[0])["repeat_contacts"] == (1, 2)
         assert all(marker in everything_stored(session) for marker in MARKERS)
 
     capsys.readouterr()
@@ -106,4 +115,14 @@ def test_old_concerns_lose_every_personal_field_and_keep_their_counts(
         ).scalar_one()
         assert recent.submitter_name == "Recent Family"  # within retention: untouched
         assert month_counts(session) == before
+        assert month_figures(session, config, old_month) == figures_before
     engine.dispose()
+
+
+def month_figures(session: Session, config, month):  # type: ignore[no-untyped-def]
+    figures = monthly_figures(session, config, month)
+    return (
+        [(f.key, (f.numerator, f.denominator)) for f in figures.figures],
+        figures.tables,
+        figures.breaches,
+    )

@@ -41,22 +41,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mailbot.config import PrisonSettings
 from mailbot.errors import MailbotError
+from mailbot.triage import ENQUIRY_CATEGORIES
 
 # The repository's shipped templates. An installed wheel does not carry this directory
 # (package-data only ships mailbot/data/*): such installs must pass `override_dir`
 # holding a full set, or the shipped directory must be copied alongside the package.
 SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
-ENQUIRY_CATEGORIES: tuple[str, ...] = (
-    "visits",
-    "property",
-    "money",
-    "phone_pin",
-    "letters",
-    "release_transfer",
-    "complaint",
-    "other",
-)
 
 SUBJECT_MAX_CHARS = 200
 LONDON = ZoneInfo("Europe/London")
