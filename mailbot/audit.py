@@ -20,8 +20,15 @@ def record_event(
     contact_id: int | None = None,
     draft_id: int | None = None,
     detail: dict[str, Any] | None = None,
+    contact: Any = None,
+    draft: Any = None,
 ) -> AuditEvent:
+    """Add one event. Pass `contact`/`draft` objects when they may not be flushed yet."""
     event = AuditEvent(at=utcnow(), actor=actor, action=action, contact_id=contact_id,
                        draft_id=draft_id, detail=detail or {})
+    if contact is not None:
+        event.contact = contact
+    if draft is not None:
+        event.draft = draft
     session.add(event)
     return event

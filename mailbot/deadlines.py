@@ -192,27 +192,43 @@ def note_persistent_contact(session: Session, config: Config, contact: Contact) 
         return False
     settings = config.deadlines
     since = contact.received_at - timedelta(days=settings.persistent_window_days)
-    same_person = _same_person_clause(contact)
-    count = session.scalar(
-        select(func.count())
-        .select_from(Contact)
-        .where(Contact.prisoner_number == contact.prisoner_number)
-        .where(same_person)
-        .where(Contact.received_at >= since)
-        .where(Contact.received_at <= contact.received_at)
-    ) or 0
+    # Counted without flushing the batch: what is already stored, plus what this batch
+    # has added and not yet written.
+    with session.no_autoflush:
+        stored = session.scalar(
+            select(func.count())
+            .select_from(Contact)
+            .where(Contact.prisoner_number == contact.prisoner_number)
+            .where(_same_person_clause(contact))
+            .where(Contact.received_at >= since)
+            .where(Contact.received_at <= contact.received_at)
+        ) or 0
+    pending = [
+        other for other in session.new
+        if isinstance(other, Contact)
+        and other.prisoner_number == contact.prisoner_number
+        and person_key(other) == key
+        and since <= other.received_at <= contact.received_at
+    ]
+    count = stored + len(pending)
     if count < settings.persistent_threshold:
         return False
     if PERSISTENT_FLAG not in contact.flags:
         contact.flags = [*contact.flags, PERSISTENT_FLAG]
     notice_key = f"{key}|{contact.prisoner_number}"
-    already = session.scalar(
-        select(func.count())
-        .select_from(ContactAlert)
-        .where(ContactAlert.kind == PERSISTENT)
-        .where(ContactAlert.person_key == notice_key)
-        .where(ContactAlert.created_at >= utcnow() - timedelta(
-            days=settings.persistent_window_days))
+    window_start = utcnow() - timedelta(days=settings.persistent_window_days)
+    with session.no_autoflush:
+        already = session.scalar(
+            select(func.count())
+            .select_from(ContactAlert)
+            .where(ContactAlert.kind == PERSISTENT)
+            .where(ContactAlert.person_key == notice_key)
+            .where(ContactAlert.created_at >= window_start)
+        )
+    already = already or any(
+        isinstance(other, ContactAlert) and other.kind == PERSISTENT
+        and other.person_key == notice_key
+        for other in session.new
     )
     if already:
         return True

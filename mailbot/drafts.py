@@ -129,11 +129,9 @@ def create_draft(
         created_at=utcnow(),
     )
     session.add(draft)
-    session.flush()
-    record_event(session, actor=actor, action="draft_created", contact_id=contact.id,
-                 draft_id=draft.id, detail={"template": template, "consent": state.scope})
-    event(log, logging.INFO, "draft_created", reference=contact.reference, draft=draft.id,
-          template=template)
+    record_event(session, actor=actor, action="draft_created", contact=contact, draft=draft,
+                 detail={"template": template, "consent": state.scope})
+    event(log, logging.INFO, "draft_created", reference=contact.reference, template=template)
     return draft
 
 

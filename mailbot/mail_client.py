@@ -61,9 +61,18 @@ def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> N
         session.commit()
 
 
+# Drafts placed per pass: a backlog (after an outage, say) is spread over a few passes
+# rather than holding up the next poll.
+PLACED_PER_PASS = 100
+
+
 def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:
     drafts = session.execute(
-        select(Draft).where(Draft.status == DraftStatus.DRAFT).where(Draft.mailbox_copy == "none")
+        select(Draft)
+        .where(Draft.status == DraftStatus.DRAFT)
+        .where(Draft.mailbox_copy == "none")
+        .order_by(Draft.id)
+        .limit(PLACED_PER_PASS)
     ).scalars().all()
     for draft in drafts:
         original = draft.contact.message.message_id

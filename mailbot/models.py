@@ -331,3 +331,6 @@ class AuditEvent(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     draft_id: Mapped[int | None] = mapped_column(ForeignKey("drafts.id"))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    contact: Mapped[Contact | None] = relationship()
+    draft: Mapped[Draft | None] = relationship()

@@ -76,15 +76,21 @@ def new_message_id(config: Config, reference: str | None) -> str:
 
 def recently_auto_replied(session: Session, recipient: str, window: timedelta) -> bool:
     since = utcnow() - window
-    count = session.scalar(
-        select(func.count())
-        .select_from(OutboxEmail)
-        .where(func.lower(OutboxEmail.recipient) == recipient.lower())
-        .where(OutboxEmail.automatic.is_(True))
-        .where(OutboxEmail.status.in_([Status.QUEUED, Status.SENDING, Status.SENT]))
-        .where(OutboxEmail.created_at >= since)
+    live = (Status.QUEUED, Status.SENDING, Status.SENT)
+    with session.no_autoflush:
+        count = session.scalar(
+            select(func.count())
+            .select_from(OutboxEmail)
+            .where(func.lower(OutboxEmail.recipient) == recipient.lower())
+            .where(OutboxEmail.automatic.is_(True))
+            .where(OutboxEmail.status.in_(live))
+            .where(OutboxEmail.created_at >= since)
+        )
+    return bool(count) or any(
+        isinstance(other, OutboxEmail) and other.automatic and other.status in live
+        and other.recipient.lower() == recipient.lower()
+        for other in session.new
     )
-    return bool(count)
 
 
 def enqueue(
