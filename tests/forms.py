@@ -5,6 +5,17 @@ from __future__ import annotations
 import uuid
 from email.message import EmailMessage
 
+from mailbot.config import PrisonSettings
+
+# The prison's own settings as the reply and alert tests see them.
+PRISON = PrisonSettings(
+    name="HMP Exampletown",
+    hotline_phone="01234 567890",
+    duty_phone="01234 567891",
+    portal_url="https://www.prisonersfamilies.org/safer-custody/hmp-exampletown",
+    family_service="Example Families Service",
+    governor_address="Governor, HMP Exampletown, 1 Prison Road, Exampletown EX1 1AA",
+)
 PORTAL_SENDER = "Prisoners' Families Helpline <safercustody-forms@portal.example.org>"
 TRUSTED_AUTH = (
     "mx.prison.example; dkim=pass header.d=portal.example.org; "

@@ -24,17 +24,10 @@ from mailbot.replies import (
     template_dirs,
 )
 from mailbot.replies.render import SHIPPED_TEMPLATES, format_london_time, one_line_subject
+from tests.forms import PRISON
 
 HELPLINE = "0808 808 2003"
 REFERENCE = "PFH-SC-20261114-0042"
-PRISON = PrisonSettings(
-    name="HMP Exampletown",
-    hotline_phone="01234 567890",
-    duty_phone="01234 567891",
-    portal_url="https://www.prisonersfamilies.org/safer-custody/hmp-exampletown",
-    family_service="Example Families Service",
-    governor_address="Governor, HMP Exampletown, 1 Prison Road, Exampletown EX1 1AA",
-)
 HOSTILE = "He said {{ 7*7 }} and {% raw %}\r\nthen <script>alert(1)</script>\r\nBcc: x@example.com"
 
 

@@ -27,16 +27,9 @@ from mailbot.replies.policy import (
     unfilled_markers,
 )
 from mailbot.replies.render import SHIPPED_TEMPLATES, TemplateError
+from tests.forms import PRISON
 
 REFERENCE = "PFH-SC-20261114-0042"
-PRISON = PrisonSettings(
-    name="HMP Exampletown",
-    hotline_phone="01234 567890",
-    duty_phone="01234 567891",
-    portal_url="https://www.prisonersfamilies.org/safer-custody/hmp-exampletown",
-    family_service="Example Families Service",
-    governor_address="Governor, HMP Exampletown, 1 Prison Road, Exampletown EX1 1AA",
-)
 PRISONER_NAME = "Jordan Quickfall"
 PRISONER_NUMBER = "A1234BC"
 WING = "Kestrel Wing"
