@@ -62,6 +62,10 @@ def run(samples: Path, keep: bool) -> int:
             return status
         print("\n== mailbot messages list: where each message went")
         mailbot(["--config", config, "messages", "list"])
+        print("\n== mailbot drafts list: acknowledgements waiting for a member of staff")
+        mailbot(["--config", config, "drafts", "list"])
+        print("\n== mailbot status")
+        mailbot(["--config", config, "status"])
         print("\n== mailbot export --format csv (the communications log)")
         mailbot(["--config", config, "export", "--format", "csv"])
         counts = imap.folder_counts("INBOX", "Processed", "Quarantine")

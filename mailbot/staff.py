@@ -183,10 +183,10 @@ def _drafts(config: Config, sessions: sessionmaker[Session], args: argparse.Name
             if args.json:
                 print(json.dumps(rows, indent=2, ensure_ascii=False))
                 return 0
-            print(f"{'id':>5}  {'reference':14} {'template':15} {'status':14} {'urgency':10} to")
+            print(f"{'id':>5}  {'reference':14} {'template':15} {'status':14} {'urgency':18} to")
             for row in rows:
                 print(f"{row['id']:>5}  {row['reference']:14} {row['template']:15} "
-                      f"{row['status']:14} {row['urgency']:10} {row['to'] or '-'}")
+                      f"{row['status']:14} {row['urgency']:18} {row['to'] or '-'}")
             return 0
         if verb == "show":
             draft = session.get(Draft, args.id)
