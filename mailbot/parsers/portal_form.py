@@ -416,9 +416,7 @@ def _fill(contact: ParsedContact, reading: _Reading, labels: _Labels, config: Co
         contact.problems.append(f"field {written!r} appears more than once; the first is used")
 
     def get(key: str) -> str:
-        # A no-break space (`&nbsp;` in the HTML part) in a one-line field is a space;
-        # otherwise values are kept as typed. The free text is read separately.
-        return values.get(key, "").replace("\xa0", " ")
+        return values.get(key, "")
 
     submitter, prisoner = contact.submitter, contact.prisoner
     contact.portal_reference = get("reference")
@@ -453,7 +451,7 @@ def _fill(contact: ParsedContact, reading: _Reading, labels: _Labels, config: Co
 
     contact.urgency_choice = get("urgency")
     contact.topic = get("topic")
-    contact.concern_text = values.get(CONCERN_TEXT, "")
+    contact.concern_text = get(CONCERN_TEXT)
     contact.consent_tell_prisoner = get("consent_tell_prisoner")
     contact.consent_understood = get("consent_understood")
     contact.submitted_at = _parse_submitted(get("submitted"))
