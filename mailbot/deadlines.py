@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from mailbot.audit import record_event
 from mailbot.config import Config
 from mailbot.consent import ConsentError, contact_key
 from mailbot.logs import event
@@ -264,8 +265,6 @@ def _same_person_clause(contact: Contact) -> Any:
 def record_phone_response(
     session: Session, contact: Contact, *, by: str, method: str, note: str
 ) -> None:
-    from mailbot.audit import record_event
-
     now = utcnow()
     if contact.responded_at is None:
         contact.responded_at, contact.responded_by = now, by

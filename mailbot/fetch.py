@@ -199,11 +199,6 @@ class Mailbox:
                 too_large=too_large,
             )
 
-    def has_message_id(self, folder: str, message_id: str) -> bool:
-        """Whether `folder` holds a message with this Message-ID (selects that folder)."""
-        self.client.folder.set(folder, readonly=True)
-        return bool(self.client.uids(AND(header=H("Message-ID", message_id.strip()))))
-
     def append(self, raw: bytes, folder: str, flags: Sequence[str] = ("\\Seen",)) -> None:
         self.client.append(raw, folder, flag_set=list(flags))
 

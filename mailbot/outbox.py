@@ -185,7 +185,7 @@ class SentFolder:
         mailbox = self._client()
         if mailbox is None:
             return False
-        return mailbox.has_message_id(self.folder, message_id)  # type: ignore[attr-defined]
+        return bool(mailbox.uids_with_message_id(self.folder, message_id))  # type: ignore[attr-defined]
 
     def save(self, raw: bytes) -> bool:
         try:
@@ -384,20 +384,3 @@ def _finish(
         session.commit()
         event(log, logging.INFO, "email_sent", outbox=row.id, kind=row.kind,
               attempt=row.attempts, copy_saved=copy_saved)
-
-
-def mark_bounced(session: Session, message_ids: Sequence[str], reason: str) -> list[int]:
-    """A bounce that names one of our emails marks it failed; returns the ids marked."""
-    marked = []
-    for message_id in message_ids:
-        bare = message_id.strip().strip("<>")
-        row = session.execute(
-            select(OutboxEmail).where(OutboxEmail.message_id == f"<{bare}>")
-        ).scalar_one_or_none()
-        if row is not None:
-            row.status = Status.FAILED
-            row.last_error = f"bounced: {reason}"[:1000]
-            row.bounced_at = utcnow()
-            marked.append(row.id)
-    return marked
-
