@@ -303,3 +303,27 @@ def test_a_broken_template_edit_keeps_the_last_good_one_and_alerts(
     assert all("Johnny" not in text for text in texts)
     [alert] = [m for m in smtp_sink.parsed() if "template" in m["Subject"]]
     assert "ack_no_consent.txt.j2" in alert.get_content()
+
+
+def test_the_whole_flow_on_postgresql_too(dovecot, smtp_sink, make_config, database_url,
+                                          capsys):
+    """Ingest, triage, draft, consent, approval, sending and export on each database."""
+    path, _ = make_config(smtp_port=smtp_sink.port, database_url=database_url)
+    cli = ["--config", str(path)]
+    dovecot.append(family_form())
+    dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
+    assert main([*cli, "run", "--once"]) == 0
+    assert main([*cli, "consent", "grant", "--prisoner", "A1234BC", "--contact", FAMILY,
+                 "--scope", "none", "--by", "Officer Smith"]) == 0
+    capsys.readouterr()
+    assert main([*cli, "drafts", "list", "--json"]) == 0
+    [draft] = json.loads(capsys.readouterr().out)
+    assert main([*cli, "drafts", "approve", str(draft["id"]), "--by", "Officer Smith"]) == 0
+    assert main([*cli, "concerns", "action", draft["reference"], "--kind", "welfare_check",
+                 "--by", "Officer Smith"]) == 0
+    capsys.readouterr()
+    assert main([*cli, "export"]) == 0
+    entries = {e["reference"]: e for e in json.loads(capsys.readouterr().out)}
+    assert entries[draft["reference"]]["drafts"][0]["status"] == "sent"
+    assert sorted(m["rcpt_tos"][0] for m in smtp_sink.messages) == [
+        FAMILY, "sam.sample@example.net"]
