@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = messages_verbs.add_parser("show", help="one message, with its raw bytes")
     show.add_argument("id", type=int)
     show.add_argument("--raw", action="store_true", help="print the raw message only")
+    replay = messages_verbs.add_parser(
+        "replay", help="read a quarantined message again (after fixing the cause)"
+    )
+    replay.add_argument("id", type=int)
+    replay.add_argument("--by", required=True)
 
     database = verbs.add_parser("db", help="database schema")
     database_verbs = database.add_subparsers(dest="db_verb", required=True)
@@ -187,7 +192,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
         return 0
     if args.verb == "messages":
-        return _messages(sessions, args)
+        return _messages(config, sessions, args)
     from mailbot import staff
 
     return staff.dispatch(config, sessions, args)
@@ -231,9 +236,34 @@ def _export(config, sessions, args: argparse.Namespace) -> int:  # type: ignore[
     return 0
 
 
-def _messages(sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _replay(config, sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from mailbot.pipeline import Pipeline
+    from mailbot.quarantine import ReplayError, move_out_of_quarantine, replay
+
+    pipeline = Pipeline(config, sessions)
+    try:
+        with sessions() as session:
+            done = replay(session, config, pipeline.rules, args.id, by=args.by)
+            session.commit()
+    except ReplayError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 5
+    if done.disposition == "quarantined":
+        print(f"message {args.id} is still unreadable: {done.reason}")
+        return 5
+    moved = move_out_of_quarantine(config, done.message)
+    pipeline.send()
+    print(f"message {args.id} replayed: {done.disposition}"
+          + (f" as {done.reference}" if done.reference else "")
+          + ("; moved to the processed folder" if moved else ""))
+    return 0
+
+
+def _messages(config, sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from mailbot.models import Contact, StoredMessage
 
+    if args.messages_verb == "replay":
+        return _replay(config, sessions, args)
     with sessions() as session:
         if args.messages_verb == "show":
             message = session.get(StoredMessage, args.id)

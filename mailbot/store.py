@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -129,25 +130,38 @@ def record(
     )
     session.add(message)
     if examined.contact is not None and duplicate_of is None:
-        session.add(_contact_row(session, message, examined, received_at))
+        session.add(contact_row(session, message, examined, received_at))
     if flush:
         session.flush()
     return message
 
 
-def _contact_row(
+def contact_row(
     session: Session, message: StoredMessage, examined: Examined, received_at: datetime
 ) -> Contact:
-    parsed = examined.contact
-    assert parsed is not None
+    """The log entry for a message already stored (new, or replayed from quarantine)."""
     related_id = None
     if examined.our_reference:
         related_id = session.execute(
             select(Contact.id).where(Contact.reference == examined.our_reference)
         ).scalar_one_or_none()
-    triage = examined.triage
     return Contact(
-        person_hash=person_hash(
+        reference=allocate_reference(session, received_at.year),
+        message=message,
+        received_at=received_at,
+        status="new",
+        related_contact_id=related_id,
+        **contact_fields(session, examined),
+    )
+
+
+def contact_fields(session: Session, examined: Examined) -> dict[str, Any]:
+    """What the parse and triage stages learned, as log entry columns."""
+    parsed = examined.contact
+    assert parsed is not None
+    triage = examined.triage
+    return {
+        "person_hash": person_hash(
             session,
             email=parsed.submitter.email,
             name=parsed.submitter.name,
@@ -155,38 +169,35 @@ def _contact_row(
             prisoner_number=parsed.prisoner.number,
             prisoner_name=parsed.prisoner.name,
         ),
-        is_safer_custody=triage.is_safer_custody if triage else True,
-        categories=list(triage.categories) if triage else [],
-        urgency=triage.urgency if triage else "urgent",
-        triage_reasons=list(triage.reasons) if triage else ["not triaged: treated as a concern"],
-        reference=allocate_reference(session, received_at.year),
-        message=message,
-        source=str(parsed.source),
-        verified=examined.verified,
-        received_at=received_at,
-        status="new",
-        related_contact_id=related_id,
-        submitter_name=parsed.submitter.name,
-        submitter_email=parsed.submitter.email[:320],
-        submitter_email_valid=parsed.submitter.email_valid,
-        submitter_phone=parsed.submitter.phone[:64],
-        relationship_to_prisoner=parsed.submitter.relationship,
-        contact_preference=parsed.submitter.contact_preference,
-        prisoner_name=parsed.prisoner.name,
-        prisoner_number=parsed.prisoner.number[:16],
-        prisoner_number_as_typed=parsed.prisoner.number_as_typed,
-        prisoner_dob=parsed.prisoner.dob,
-        prisoner_dob_as_typed=parsed.prisoner.dob_as_typed,
-        establishment=parsed.prisoner.establishment,
-        location=parsed.prisoner.location,
-        subject=parsed.subject,
-        topic=parsed.topic,
-        urgency_choice=parsed.urgency_choice,
-        concern_text=parsed.concern_text,
-        consent_tell_prisoner=parsed.consent_tell_prisoner,
-        consent_understood=parsed.consent_understood,
-        portal_reference=parsed.portal_reference[:64],
-        submitted_at=parsed.submitted_at,
-        flags=[str(flag) for flag in parsed.flags],
-        problems=list(parsed.problems),
-    )
+        "is_safer_custody": triage.is_safer_custody if triage else True,
+        "categories": list(triage.categories) if triage else [],
+        "urgency": triage.urgency if triage else "urgent",
+        "triage_reasons": (
+            list(triage.reasons) if triage else ["not triaged: treated as a concern"]
+        ),
+        "source": str(parsed.source),
+        "verified": examined.verified,
+        "submitter_name": parsed.submitter.name,
+        "submitter_email": parsed.submitter.email[:320],
+        "submitter_email_valid": parsed.submitter.email_valid,
+        "submitter_phone": parsed.submitter.phone[:64],
+        "relationship_to_prisoner": parsed.submitter.relationship,
+        "contact_preference": parsed.submitter.contact_preference,
+        "prisoner_name": parsed.prisoner.name,
+        "prisoner_number": parsed.prisoner.number[:16],
+        "prisoner_number_as_typed": parsed.prisoner.number_as_typed,
+        "prisoner_dob": parsed.prisoner.dob,
+        "prisoner_dob_as_typed": parsed.prisoner.dob_as_typed,
+        "establishment": parsed.prisoner.establishment,
+        "location": parsed.prisoner.location,
+        "subject": parsed.subject,
+        "topic": parsed.topic,
+        "urgency_choice": parsed.urgency_choice,
+        "concern_text": parsed.concern_text,
+        "consent_tell_prisoner": parsed.consent_tell_prisoner,
+        "consent_understood": parsed.consent_understood,
+        "portal_reference": parsed.portal_reference[:64],
+        "submitted_at": parsed.submitted_at,
+        "flags": [str(flag) for flag in parsed.flags],
+        "problems": list(parsed.problems),
+    }
