@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
@@ -31,6 +31,7 @@ from mailbot.outbox import SendSummary, send_due
 from mailbot.parsers.direct_email import parse_direct_email
 from mailbot.parsers.mime import header_addresses, read_message
 from mailbot.parsers.portal_form import parse_portal_form
+from mailbot.parsers.quoting import new_text
 from mailbot.recognise import MessageKind, Recognition, recognise
 from mailbot.replies.policy import rejected_templates
 from mailbot.respond import alert_template_problems, link_bounce, respond
@@ -107,7 +108,11 @@ def examine(
     examined.contact, problem = _parse_contact(msg, recognition, config)
     examined.reply_to = _single_reply_to(msg)
     if rules is not None:
-        examined.triage = _triage(examined.contact, rules)
+        read = examined.contact
+        if recognition.kind == MessageKind.REPLY:
+            # Our own words quoted back must not raise (or hide) anything.
+            read = replace(read, concern_text=new_text(read.concern_text))
+        examined.triage = _triage(read, rules)
     if too_large:
         examined.contact.flag(Flag.NEEDS_REVIEW)
         problem = problem or (
