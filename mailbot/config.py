@@ -123,6 +123,8 @@ class AlertSettings:
     include_text: bool = False
     persistent: tuple[str, ...] = ()  # Head of Safer Custody; default: safety_team
     outage_minutes: float = 30
+    # When the mail server is down, outage alerts are left in this mailbox folder.
+    mailbox_folder: str = "Mailbot alerts"
 
 
 @dataclass(frozen=True)

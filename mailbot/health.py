@@ -15,6 +15,8 @@ import logging
 import smtplib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -186,8 +188,13 @@ class OutageMonitor:
             )
 
     def _tell(self, subject: str, text: str) -> None:
-        """Email the safety team, unless the mail server is the thing that is down."""
-        if self.channels[SMTP].down_since is not None or not self.config.alerts.safety_team:
+        """Email the safety team; when the mail server is the thing that is down, leave
+        the alert in the mailbox itself, where staff read their mail."""
+        if self.channels[SMTP].down_since is not None:
+            if self.channels[MAILBOX].down_since is None:
+                self._leave_in_mailbox(subject, text)
+            return
+        if not self.config.alerts.safety_team:
             return
         try:
             with self.sessions() as session:
@@ -199,4 +206,22 @@ class OutageMonitor:
             send_due(self.config, self.sessions,
                      (lambda: Mailbox.connect(self.config.mailbox)) if mailbox_up else None)
         except Exception as exc:  # noqa: BLE001 - the log line above already said it
+            event(log, logging.ERROR, "outage_alert_not_sent", error=exc.__class__.__name__)
+
+    def _leave_in_mailbox(self, subject: str, text: str) -> None:
+        folder = self.config.alerts.mailbox_folder
+        msg = EmailMessage()
+        msg["From"] = self.config.smtp.from_address
+        msg["To"] = self.config.mailbox.username
+        msg["Subject"] = subject
+        msg["Date"] = format_datetime(utcnow())
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(text)
+        try:
+            with Mailbox.connect(self.config.mailbox) as mailbox:
+                mailbox.ensure_folders(folder)
+                mailbox.append(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")), folder,
+                               flags=())
+            event(log, logging.WARNING, "outage_alert_left_in_mailbox", folder=folder)
+        except Exception as exc:  # noqa: BLE001
             event(log, logging.ERROR, "outage_alert_not_sent", error=exc.__class__.__name__)

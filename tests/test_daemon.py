@@ -97,3 +97,26 @@ def test_an_outage_is_alerted_once_and_its_recovery_said_once(
     assert "event=outage " in stderr and "level=error" in stderr
     assert "event=outage_over" in stderr
     assert sum("reachable again" in s for s in subjects()) == 1
+
+
+def test_a_mail_server_outage_is_reported_in_the_mailbox(dovecot, smtp_sink, make_config):
+    path, _ = make_config(
+        smtp_port=smtp_sink.port,
+        mailbox_extra="poll_interval_seconds = 1\nidle = false",
+        extra=f'[alerts]\nsafety_team = ["{SAFETY_TEAM}"]\noutage_minutes = 0.05\n'
+        "[replies]\nretry_base_seconds = 0\n",
+    )
+    smtp_sink.stop()
+    daemon = start_daemon(path)
+    try:
+        # Something to send, so that the mail server's absence is noticed.
+        for number in range(3):
+            dovecot.append(portal_form(message_id=f"<enquiry-{number}@portal.example.org>",
+                                       email=f"family{number}@example.org"))
+            time.sleep(2)
+        assert wait_for(
+            lambda: dovecot.folder_counts("Mailbot alerts")["Mailbot alerts"] >= 1, 30
+        )
+    finally:
+        stderr = stop(daemon)
+    assert "event=outage " in stderr and "channel=smtp" in stderr
