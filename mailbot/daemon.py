@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 
 import sdnotify
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
 from mailbot.errors import MailboxError
-from mailbot.health import MAILBOX, SMTP, OutageMonitor
+from mailbot.health import DATABASE, MAILBOX, SMTP, OutageMonitor
 from mailbot.logs import event
 from mailbot.outbox import SendSummary
 from mailbot.pipeline import Pipeline
@@ -65,6 +66,11 @@ class Daemon:
                 event(log, logging.ERROR, "poll_failed", error=str(exc), retry="next poll")
                 self.monitor.record(MAILBOX, str(exc))
                 return
+            except SQLAlchemyError as exc:
+                event(log, logging.ERROR, "database_unavailable",
+                      error=f"{exc.__class__.__name__}: {exc}"[:500], retry="next poll")
+                self.monitor.record(DATABASE, f"{exc.__class__.__name__}: {exc}")
+                return
             except Exception as exc:  # noqa: BLE001 - the daemon must outlive one bad poll
                 event(log, logging.ERROR, "poll_crashed",
                       error=f"{exc.__class__.__name__}: {exc}"[:500])
@@ -72,6 +78,7 @@ class Daemon:
                 self.monitor.record(MAILBOX, f"{exc.__class__.__name__}: {exc}")
                 return
             self.monitor.record(MAILBOX, None)
+            self.monitor.record(DATABASE, None)
             self._note_smtp(summary.sending)
             self._status(f"last poll {datetime.now(UTC):%H:%M:%S} UTC: "
                          f"{summary.fetched} message(s)")

@@ -31,7 +31,7 @@ from mailbot.outbox import SmtpConnection, enqueue, send_due
 
 log = logging.getLogger(__name__)
 
-MAILBOX, SMTP = "mailbox", "smtp"
+MAILBOX, SMTP, DATABASE = "mailbox", "smtp", "database"
 
 
 @dataclass
@@ -152,20 +152,20 @@ class OutageMonitor:
                  notify_status: Any = None) -> None:
         self.config = config
         self.sessions = sessions
-        self.channels = {MAILBOX: _Channel(), SMTP: _Channel()}
+        self.channels = {MAILBOX: _Channel(), SMTP: _Channel(), DATABASE: _Channel()}
         self.notify_status = notify_status or (lambda text: None)
 
     def record(self, channel: str, error: str | None, now: datetime | None = None) -> None:
         now = now or utcnow()
         state = self.channels[channel]
         if error is None:
+            self.channels[channel] = _Channel()
             if state.alerted:
                 minutes = int((now - state.down_since).total_seconds() // 60)
                 event(log, logging.WARNING, "outage_over", channel=channel, minutes=minutes)
                 self._tell(f"mailbot: the {channel} is reachable again",
                            f"The {channel} is reachable again after about {minutes} minutes.")
                 self.notify_status(f"{channel} reachable again")
-            self.channels[channel] = _Channel()
             return
         if state.down_since is None:
             state.down_since = now
@@ -190,7 +190,8 @@ class OutageMonitor:
     def _tell(self, subject: str, text: str) -> None:
         """Email the safety team; when the mail server is the thing that is down, leave
         the alert in the mailbox itself, where staff read their mail."""
-        if self.channels[SMTP].down_since is not None:
+        # Email needs both the mail server and the database (the outbox).
+        if self.channels[SMTP].down_since or self.channels[DATABASE].down_since:
             if self.channels[MAILBOX].down_since is None:
                 self._leave_in_mailbox(subject, text)
             return

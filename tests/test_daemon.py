@@ -120,3 +120,27 @@ def test_a_mail_server_outage_is_reported_in_the_mailbox(dovecot, smtp_sink, mak
     finally:
         stderr = stop(daemon)
     assert "event=outage " in stderr and "channel=smtp" in stderr
+
+
+def test_a_database_outage_is_left_in_the_mailbox_and_its_recovery_emailed(
+    dovecot, smtp_sink, make_config
+):
+    from mailbot import db
+    from mailbot.health import DATABASE, OutageMonitor
+
+    _, config = make_config(
+        smtp_port=smtp_sink.port,
+        extra=f'[alerts]\nsafety_team = ["{SAFETY_TEAM}"]\noutage_minutes = 0\n',
+    )
+    engine = db.make_engine(config.database.url)
+    db.upgrade(engine)
+    monitor = OutageMonitor(config, db.session_factory(engine))
+    monitor.record(DATABASE, "OperationalError: could not connect")
+    assert dovecot.folder_counts("Mailbot alerts")["Mailbot alerts"] == 1
+    assert smtp_sink.messages == []
+    monitor.record(DATABASE, "OperationalError: could not connect")  # said once only
+    assert dovecot.folder_counts("Mailbot alerts")["Mailbot alerts"] == 1
+    monitor.record(DATABASE, None)
+    [recovered] = smtp_sink.parsed()
+    assert "database is reachable again" in str(recovered["Subject"])
+    engine.dispose()
