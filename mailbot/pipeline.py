@@ -34,6 +34,7 @@ from mailbot.parsers.portal_form import parse_portal_form
 from mailbot.parsers.quoting import new_text
 from mailbot.recognise import MessageKind, Recognition, recognise
 from mailbot.replies.policy import rejected_templates
+from mailbot.replies.render import TemplateError
 from mailbot.respond import alert_template_problems, link_bounce, respond
 from mailbot.store import Examined, record, recorded_by_hash, recorded_by_message_id
 from mailbot.triage import (
@@ -244,6 +245,7 @@ class Pipeline:
         self.config = config
         self.sessions = sessions
         self.alerted_template_problems: list[str] = []
+        self.unusable_templates: set[str] = set()
         rules_file = config.triage.rules_file
         try:
             self.rules = load_rules(Path(rules_file) if rules_file else None)
@@ -286,7 +288,8 @@ class Pipeline:
     def _alert_template_problems(self) -> None:
         override = self.config.replies.template_override_dir
         problems = sorted(
-            str(problem) for problem in rejected_templates(Path(override) if override else None)
+            {str(p) for p in rejected_templates(Path(override) if override else None)}
+            | self.unusable_templates
         )
         if not problems or problems == self.alerted_template_problems:
             return
@@ -452,6 +455,9 @@ class Pipeline:
                 event(log, logging.ERROR, "respond_failed", reference=stored.contact.reference,
                       urgency=stored.contact.urgency,
                       error=f"{exc.__class__.__name__}: {exc}"[:500])
+                if isinstance(exc, TemplateError):
+                    # No good version of a template at all: admins must hear of it.
+                    self.unusable_templates.add(str(exc))
         elif examined.kind == MessageKind.BOUNCE:
             if link_bounce(session, examined):
                 stored.reason = f"bounce of one of our emails; {stored.reason}"[:2000]

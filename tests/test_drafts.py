@@ -327,3 +327,24 @@ def test_the_whole_flow_on_postgresql_too(dovecot, smtp_sink, make_config, datab
     assert entries[draft["reference"]]["drafts"][0]["status"] == "sent"
     assert sorted(m["rcpt_tos"][0] for m in smtp_sink.messages) == [
         FAMILY, "sam.sample@example.net"]
+
+
+def test_a_template_broken_from_the_start_alerts_and_keeps_the_entry(
+    dovecot, smtp_sink, make_config, tmp_path, capsys
+):
+    override = tmp_path / "broken" / "replies"
+    override.mkdir(parents=True)
+    (override / "ack_no_consent.txt.j2").write_text("Dear {{ prisoner_name }}\n")
+    path, _ = make_config(
+        smtp_port=smtp_sink.port,
+        extra=f'[replies]\ntemplate_override_dir = "{tmp_path / "broken"}"\n'
+        '[alerts]\nsafety_team = ["safety.team@prison.example"]\n',
+    )
+    dovecot.append(family_form())
+    assert main(["--config", str(path), "run", "--once"]) == 0
+    capsys.readouterr()
+    main(["--config", str(path), "export"])
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["drafts"] == []  # no draft from a template that breaks its policy
+    [alert] = [m for m in smtp_sink.parsed() if "template" in str(m["Subject"])]
+    assert "prisoner_name" in alert.get_content()
