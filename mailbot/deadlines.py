@@ -193,25 +193,7 @@ def note_persistent_contact(session: Session, config: Config, contact: Contact) 
         return False
     settings = config.deadlines
     since = contact.received_at - timedelta(days=settings.persistent_window_days)
-    # Counted without flushing the batch: what is already stored, plus what this batch
-    # has added and not yet written.
-    with session.no_autoflush:
-        stored = session.scalar(
-            select(func.count())
-            .select_from(Contact)
-            .where(Contact.prisoner_number == contact.prisoner_number)
-            .where(_same_person_clause(contact))
-            .where(Contact.received_at >= since)
-            .where(Contact.received_at <= contact.received_at)
-        ) or 0
-    pending = [
-        other for other in session.new
-        if isinstance(other, Contact)
-        and other.prisoner_number == contact.prisoner_number
-        and person_key(other) == key
-        and since <= other.received_at <= contact.received_at
-    ]
-    count = stored + len(pending)
+    count = _earlier_contacts(session, contact, key, since)
     if count < settings.persistent_threshold:
         return False
     if PERSISTENT_FLAG not in contact.flags:
@@ -252,6 +234,72 @@ def note_persistent_contact(session: Session, config: Config, contact: Contact) 
                              created_at=utcnow(), sent=bool(recipients)))
     event(log, logging.INFO, "persistent_contact", reference=contact.reference, count=count)
     return True
+
+
+BATCH = "persistent_contact_batch"
+
+
+def prepare_batch(session: Session, config: Config, numbers: set[str],
+                  earliest: datetime) -> None:
+    """Read once what a batch needs to count persistent contacts, instead of a query per
+    contact: the stored contacts about these prisoners within the window."""
+    since = earliest - timedelta(days=config.deadlines.persistent_window_days)
+    stored: dict[str, list[tuple[str | None, datetime]]] = {number: [] for number in numbers}
+    if numbers:
+        with session.no_autoflush:
+            rows = session.execute(
+                select(Contact).where(Contact.prisoner_number.in_(numbers))
+                .where(Contact.received_at >= since)
+            ).scalars()
+            for row in rows:
+                stored[row.prisoner_number].append((person_key(row), row.received_at))
+    session.info[BATCH] = {"stored": stored, "added": []}
+
+
+def end_batch(session: Session) -> None:
+    session.info.pop(BATCH, None)
+
+
+def batch_added(session: Session, contact: Contact) -> None:
+    """Called for every log entry a prepared batch adds, flushed or not."""
+    batch = session.info.get(BATCH)
+    if batch is not None:
+        batch["added"].append(contact)
+
+
+def _earlier_contacts(session: Session, contact: Contact, key: str, since: datetime) -> int:
+    """Contacts from this person about this prisoner in the window up to this one
+    (itself included)."""
+    batch = session.info.get(BATCH)
+    if batch is not None and contact.prisoner_number in batch["stored"]:
+        stored = sum(
+            1 for person, at in batch["stored"][contact.prisoner_number]
+            if person == key and since <= at <= contact.received_at
+        )
+        added = sum(
+            1 for other in batch["added"]
+            if other.prisoner_number == contact.prisoner_number
+            and person_key(other) == key and since <= other.received_at <= contact.received_at
+        )
+        return stored + added
+    # Outside a prepared batch: what is stored, plus what the session holds unwritten.
+    with session.no_autoflush:
+        stored = session.scalar(
+            select(func.count())
+            .select_from(Contact)
+            .where(Contact.prisoner_number == contact.prisoner_number)
+            .where(_same_person_clause(contact))
+            .where(Contact.received_at >= since)
+            .where(Contact.received_at <= contact.received_at)
+        ) or 0
+    pending = sum(
+        1 for other in session.new
+        if isinstance(other, Contact)
+        and other.prisoner_number == contact.prisoner_number
+        and person_key(other) == key
+        and since <= other.received_at <= contact.received_at
+    )
+    return stored + pending
 
 
 def _same_person_clause(contact: Contact) -> Any:

@@ -380,6 +380,7 @@ class Pipeline:
         message the database refuses cannot hold back the others."""
         earlier = recorded_by_message_id(session, (e.message_id for _, e in new))
         try:
+            self._prepare_batch(session, new)
             with session.begin_nested():
                 results = self._record_all(session, new, hashes, dict(known), earlier,
                                            uidvalidity, isolate=False)
@@ -388,9 +389,24 @@ class Pipeline:
             return results
         except Exception:  # noqa: BLE001 - retried below, one message at a time
             log.debug("batch insert failed; recording one at a time", exc_info=True)
+        finally:
+            deadlines.end_batch(session)
         earlier = recorded_by_message_id(session, (e.message_id for _, e in new))
-        return self._record_all(session, new, hashes, known, earlier, uidvalidity,
-                                isolate=True)
+        try:
+            self._prepare_batch(session, new)
+            return self._record_all(session, new, hashes, known, earlier, uidvalidity,
+                                    isolate=True)
+        finally:
+            deadlines.end_batch(session)
+
+    def _prepare_batch(
+        self, session: Session, new: list[tuple[FetchedMessage, Examined]]
+    ) -> None:
+        numbers = {e.contact.prisoner.number for _, e in new
+                   if e.contact is not None and e.contact.prisoner.number}
+        received = [item.internal_date or e.date_header or utcnow() for item, e in new]
+        if received:
+            deadlines.prepare_batch(session, self.config, numbers, min(received))
 
     def _record_all(
         self,

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.concern import ParsedContact
+from mailbot.deadlines import batch_added
 from mailbot.models import Contact, Disposition, ReferenceCounter, StoredMessage
 from mailbot.pseudonym import person_hash
 from mailbot.triage import TriageResult
@@ -145,7 +146,7 @@ def contact_row(
         related_id = session.execute(
             select(Contact.id).where(Contact.reference == examined.our_reference)
         ).scalar_one_or_none()
-    return Contact(
+    contact = Contact(
         reference=allocate_reference(session, received_at.year),
         message=message,
         received_at=received_at,
@@ -153,6 +154,8 @@ def contact_row(
         related_contact_id=related_id,
         **contact_fields(session, examined),
     )
+    batch_added(session, contact)
+    return contact
 
 
 def contact_fields(session: Session, examined: Examined) -> dict[str, Any]:
