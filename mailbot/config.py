@@ -130,6 +130,9 @@ class AlertSettings:
 @dataclass(frozen=True)
 class ReplySettings:
     send_signposting: bool = True
+    # Longer enquiries get a signposting draft for staff instead of an automatic reply:
+    # the more a family writes, the likelier something the rules do not know is in it.
+    signpost_max_words: int = 80
     # At most one automatic reply per recipient in this window: two mail robots must
     # never answer each other in a loop.
     auto_reply_window_hours: int = 24

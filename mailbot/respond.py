@@ -3,7 +3,8 @@
 - A contact triaged `immediate` (threat to life) alerts `[alerts] urgent` and
   `[alerts] safety_team` at once, whatever else is true of it.
 - A verified portal form with no safety signal at all gets the toolkit's signposting
-  reply, sent to the family's address from the portal, at most once a day per address.
+  reply, sent to the family's address from the portal, at most once a day per address;
+  a long one (over `signpost_max_words`) waits for a person instead.
 - Every other contact gets a draft for staff to approve (`mailbot.drafts`): an
   acknowledgement for a safer custody concern, the signposting reply for an enquiry.
 - Nothing else is sent automatically: safety concerns wait for a person, and an
@@ -108,6 +109,7 @@ def _may_signpost(config: Config, contact: Contact, examined: Examined) -> bool:
         and examined.verified
         and Flag.FROM_OUR_DOMAIN not in contact.flags
         and Flag.NEEDS_REVIEW not in contact.flags
+        and len(contact.concern_text.split()) <= config.replies.signpost_max_words
     )
 
 

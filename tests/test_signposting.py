@@ -261,3 +261,14 @@ def test_a_bounce_of_our_reply_marks_it_failed(dovecot, smtp_sink, configured):
     [row] = outbox(config)
     assert row.status == "failed" and row.bounced_at is not None
     assert len(smtp_sink.messages) == 1  # the bounce itself is never answered
+
+
+def test_a_long_enquiry_waits_for_a_person_instead(dovecot, smtp_sink, configured, capsys):
+    long_text = "Can I book a visit for Sunday afternoon please? " * 12
+    dovecot.append(portal_form(text=long_text))
+    config_path, _ = configured()
+    assert run_once(config_path) == 0
+    assert smtp_sink.messages == []
+    [entry] = export(config_path, capsys)
+    assert entry["is_safer_custody"] is False
+    assert [d["template"] for d in entry["drafts"]] == ["signposting"]
