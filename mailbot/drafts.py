@@ -93,11 +93,14 @@ def template_context(contact: Contact, config: Config, scope: str) -> dict[str, 
     }
 
 
-def recipient_for(contact: Contact) -> str:
+def recipient_for(contact: Contact, config: Config) -> str:
+    """One plain address to answer, never one of ours (a staff forward is answered by
+    the member of staff who knows the family, not by an email to ourselves)."""
     try:
-        return single_address(contact.submitter_email)
+        address = single_address(contact.submitter_email)
     except UnsafeRecipient:
         return ""
+    return "" if address.lower() in config.own_addresses else address
 
 
 def create_draft(
@@ -121,7 +124,7 @@ def create_draft(
         template=template,
         consent_scope=state.scope,
         status=Status.DRAFT,
-        recipient=recipient_for(contact),
+        recipient=recipient_for(contact, config),
         subject=rendered.subject,
         body_text=rendered.text,
         body_html=rendered.html,

@@ -348,3 +348,18 @@ def test_a_template_broken_from_the_start_alerts_and_keeps_the_entry(
     assert entry["drafts"] == []  # no draft from a template that breaks its policy
     [alert] = [m for m in smtp_sink.parsed() if "template" in str(m["Subject"])]
     assert "prisoner_name" in alert.get_content()
+
+
+def test_a_staff_forward_gets_a_draft_with_no_address_to_send_to(dovecot, setup):
+    forward = EmailMessage()
+    forward["From"] = "safercustody.exampletown@prison.example"
+    forward["To"] = "safercustody.exampletown@prison.example"
+    forward["Subject"] = "FW: call from a mum about her son on B wing"
+    forward["Message-ID"] = "<forward-1@prison.example>"
+    forward.set_content("Mum rang: he is being bullied and is scared to leave his cell.")
+    dovecot.append(forward.as_bytes())
+    assert setup("run", "--once")[0] == 0
+    [draft] = setup.drafts()
+    assert draft["to"] == ""
+    code, _, err = setup("drafts", "approve", str(draft["id"]), "--by", "Officer Smith")
+    assert code != 0 and "no single valid address" in err
