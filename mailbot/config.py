@@ -140,6 +140,10 @@ class ReplySettings:
     max_send_attempts: int = 8
     retry_base_seconds: int = 30  # temporary SMTP failures: 30 s, 1 min, 2 min... (max 1 h)
 
+    @property
+    def override_dir(self) -> Path | None:
+        return Path(self.template_override_dir) if self.template_override_dir else None
+
 
 @dataclass(frozen=True)
 class DeadlineSettings:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -26,7 +25,7 @@ from mailbot.audit import MAILBOT, record_event
 from mailbot.config import Config
 from mailbot.logs import event
 from mailbot.models import Contact, Draft, OutboxEmail, utcnow
-from mailbot.outbox import UnsafeRecipient, enqueue, new_message_id, single_address
+from mailbot.outbox import enqueue, family_address, new_message_id
 from mailbot.replies.policy import render_acknowledgement, unfilled_markers
 from mailbot.replies.render import format_london_time
 from mailbot.triage import ENQUIRY_CATEGORIES
@@ -93,16 +92,6 @@ def template_context(contact: Contact, config: Config, scope: str) -> dict[str, 
     }
 
 
-def recipient_for(contact: Contact, config: Config) -> str:
-    """One plain address to answer, never one of ours (a staff forward is answered by
-    the member of staff who knows the family, not by an email to ourselves)."""
-    try:
-        address = single_address(contact.submitter_email)
-    except UnsafeRecipient:
-        return ""
-    return "" if address.lower() in config.own_addresses else address
-
-
 def create_draft(
     session: Session, config: Config, contact: Contact, *, actor: str = MAILBOT
 ) -> Draft | None:
@@ -117,14 +106,14 @@ def create_draft(
     template = choose_template(contact, state)
     rendered = render_acknowledgement(
         template, template_context(contact, config, state.scope),
-        override_dir=override_dir(config),
+        override_dir=config.replies.override_dir,
     )
     draft = Draft(
         contact=contact,
         template=template,
         consent_scope=state.scope,
         status=Status.DRAFT,
-        recipient=recipient_for(contact, config),
+        recipient=family_address(config, contact.submitter_email) or "",
         subject=rendered.subject,
         body_text=rendered.text,
         body_html=rendered.html,
@@ -284,8 +273,3 @@ def _identifying_words_in(text: str, contact: Contact) -> list[str]:
 
 def _angle(message_id: str | None) -> str | None:
     return f"<{message_id}>" if message_id else None
-
-
-def override_dir(config: Config) -> Path | None:
-    directory = config.replies.template_override_dir
-    return Path(directory) if directory else None

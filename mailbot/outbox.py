@@ -64,6 +64,22 @@ def single_address(value: str) -> str:
         raise UnsafeRecipient(str(exc)) from exc
 
 
+def family_address(config: Config, *candidates: str | None) -> str | None:
+    """The first candidate that is one plain, valid address and none of ours or the
+    portal's: a reply never goes to ourselves, and two robots never answer each other."""
+    excluded = set(config.own_addresses) | set(config.portal.senders)
+    for candidate in candidates:
+        if not candidate:
+            continue
+        try:
+            address = single_address(candidate)
+        except UnsafeRecipient:
+            continue
+        if address.lower() not in excluded:
+            return address
+    return None
+
+
 def one_line(text: str, limit: int = 200) -> str:
     return " ".join(text.split())[:limit]
 

@@ -286,9 +286,8 @@ class Pipeline:
         return summary
 
     def _alert_template_problems(self) -> None:
-        override = self.config.replies.template_override_dir
         problems = sorted(
-            {str(p) for p in rejected_templates(Path(override) if override else None)}
+            {str(p) for p in rejected_templates(self.config.replies.override_dir)}
             | self.unusable_templates
         )
         if not problems or problems == self.alerted_template_problems:

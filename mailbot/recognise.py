@@ -48,7 +48,7 @@ import authres
 from flufl.bounce import all_failures
 
 from mailbot.config import Config
-from mailbot.parsers.mime import read_message
+from mailbot.parsers.mime import clean_text, read_message
 
 
 class MessageKind(StrEnum):
@@ -167,11 +167,7 @@ def _clean(text: str) -> str:
     """Printable text for reasons and identifiers: 8-bit header bytes that the parser kept
     as surrogates are decoded as UTF-8 where they are UTF-8, and control characters
     (a NUL cannot be stored in PostgreSQL) are dropped."""
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeError:
-        text = text.encode("utf-8", "replace").decode("utf-8", "replace")
-    return _CONTROL_CHARS.sub(" ", text).strip()
+    return _CONTROL_CHARS.sub(" ", clean_text(text)).strip()
 
 
 def _short(text: str) -> str:

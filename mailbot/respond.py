@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import re
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,7 +30,7 @@ from mailbot.deadlines import note_persistent_contact
 from mailbot.drafts import create_draft
 from mailbot.logs import event
 from mailbot.models import Contact, OutboxEmail, utcnow
-from mailbot.outbox import Kind, Status, UnsafeRecipient, enqueue, single_address
+from mailbot.outbox import Kind, Status, enqueue, family_address
 from mailbot.replies import ENQUIRY_CATEGORIES, render_signposting, render_urgent_alert
 from mailbot.store import Examined
 
@@ -81,7 +80,7 @@ def _alert_urgent(session: Session, config: Config, contact: Contact) -> None:
         concern_text=contact.concern_text,
         prisoner_number=contact.prisoner_number,
         prison=config.prison,
-        override_dir=_override_dir(config),
+        override_dir=config.replies.override_dir,
     )
     for recipient in recipients:
         email = enqueue(
@@ -113,34 +112,17 @@ def _may_signpost(config: Config, contact: Contact, examined: Examined) -> bool:
     )
 
 
-def reply_address(config: Config, contact: Contact, examined: Examined) -> str | None:
-    """The family's address from a verified form: Reply-To, else the form's own field.
-
-    Only ever one plain, valid address, and never one of ours or the portal's (two
-    robots must not answer each other)."""
-    excluded = set(config.own_addresses) | set(config.portal.senders)
-    for candidate in (examined.reply_to, contact.submitter_email):
-        if not candidate:
-            continue
-        try:
-            address = single_address(candidate)
-        except UnsafeRecipient:
-            continue
-        if address.lower() not in excluded:
-            return address
-    return None
-
-
 def _signpost(session: Session, config: Config, contact: Contact, examined: Examined) -> None:
     category = next((c for c in contact.categories if c in ENQUIRY_CATEGORIES), "other")
-    recipient = reply_address(config, contact, examined)
+    # Reply-To from a verified form is the family's own address; else the form's field.
+    recipient = family_address(config, examined.reply_to, contact.submitter_email)
     if recipient is None:
         event(log, logging.WARNING, "signposting_not_sent", reference=contact.reference,
               why="no single valid address on the form")
         return
     rendered = render_signposting(
         category=category, reference=contact.reference, prison=config.prison,
-        override_dir=_override_dir(config),
+        override_dir=config.replies.override_dir,
     )
     in_reply_to = f"<{examined.message_id}>" if examined.message_id else None
     email = enqueue(
@@ -182,11 +164,6 @@ def link_bounce(session: Session, examined: Examined) -> list[OutboxEmail]:
         row.last_error = "bounced: the receiving system reported a delivery failure"
         event(log, logging.WARNING, "email_bounced", outbox=row.id, kind=row.kind)
     return rows
-
-
-def _override_dir(config: Config) -> Path | None:
-    directory = config.replies.template_override_dir
-    return Path(directory) if directory else None
 
 
 

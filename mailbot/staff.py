@@ -236,7 +236,7 @@ def _preview(config: Config, sessions: sessionmaker[Session], args: argparse.Nam
                 raise drafts.DraftError(f"no concern {args.concern}")
             state = consent.for_contact(session, contact)
             context = drafts.template_context(contact, config, state.scope)
-    rendered = preview(args.name, context, override_dir=drafts.override_dir(config))
+    rendered = preview(args.name, context, override_dir=config.replies.override_dir)
     print(f"Subject: {rendered.subject}\n")
     print(rendered.text)
     return 0
@@ -245,7 +245,7 @@ def _preview(config: Config, sessions: sessionmaker[Session], args: argparse.Nam
 def templates_check(config: Config) -> int:
     from mailbot.replies.policy import check_templates
 
-    problems = check_templates(drafts.override_dir(config))
+    problems = check_templates(config.replies.override_dir)
     for problem in problems:
         print(f"mailbot: {problem}", file=sys.stderr)
     if problems:

@@ -620,25 +620,21 @@ def _compile(raw: dict[str, Any], source: str) -> TriageRules:
     window = neg_raw.get("window", 4)
     if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 10:
         raise TriageRulesError("[negation] window must be a whole number from 0 to 10")
+
+    def words(key: str) -> list[str]:
+        return _strings(neg_raw.get(key, []), f"[negation] {key}")
+
+    def stems(key: str) -> frozenset[str]:
+        return compiler.single_stems(words(key), f"[negation] {key}")
+
     negation = Negation(
         window=window,
-        negators=compiler.single_stems(
-            _strings(neg_raw.get("negators", []), "[negation] negators"),
-            "[negation] negators"),
-        linking=compiler.single_stems(
-            _strings(neg_raw.get("linking_words", []), "[negation] linking_words"),
-            "[negation] linking_words"),
-        coordinators=compiler.single_stems(
-            _strings(neg_raw.get("coordinators", []), "[negation] coordinators"),
-            "[negation] coordinators"),
-        breakers=compiler.single_stems(
-            _strings(neg_raw.get("scope_breakers", []), "[negation] scope_breakers"),
-            "[negation] scope_breakers"),
-        undo=_join_phrases(compiler, _strings(neg_raw.get("undone_by", []),
-                                              "[negation] undone_by"), "[negation] undone_by"),
-        conditionals=compiler.single_stems(
-            _strings(neg_raw.get("not_after", []), "[negation] not_after"),
-            "[negation] not_after"),
+        negators=stems("negators"),
+        linking=stems("linking_words"),
+        coordinators=stems("coordinators"),
+        breakers=stems("scope_breakers"),
+        undo=_join_phrases(compiler, words("undone_by"), "[negation] undone_by"),
+        conditionals=stems("not_after"),
     )
 
     signals = []
