@@ -45,6 +45,7 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -188,8 +189,9 @@ class Signal:
     category: str  # "" for a general safety worry or a marker
     level: str
     tags: frozenset[str]
-    pattern: re.Pattern[str] | None  # compiled phrases, on the word string
-    by_start: Mapping[Key, re.Pattern[str]]  # the phrases that can start with a given word
+    # The phrases that can start with a given word, as one regex over the word string;
+    # compiled when a text first has that word (a rules file has thousands of them).
+    by_start: Mapping[Key, str]
     regex: re.Pattern[str] | None  # compiled regex entries, on the plain string
     unless: re.Pattern[str] | None
     negatable: bool
@@ -264,7 +266,8 @@ class TriageRules:
         return cached
 
 
-_Entry = tuple[int, re.Pattern[str]]  # (signal number, phrases starting with one word)
+_Entry = tuple[int, str]  # (signal number, regex of the phrases starting with one word)
+_Compiled = tuple[int, re.Pattern[str]]
 
 
 class _StartIndex:
@@ -276,10 +279,10 @@ class _StartIndex:
         self.plain: dict[str, list[_Entry]] = {}
         self.prefix: dict[str, list[tuple[str, _Entry]]] = {}
         self.number: list[_Entry] = []
-        self._cache: dict[tuple[str, str], tuple[_Entry, ...]] = {}
+        self._cache: dict[tuple[str, str], tuple[_Compiled, ...]] = {}
         for i, signal in enumerate(signals):
-            for (kind, text), pattern in signal.by_start.items():
-                entry = (i, pattern)
+            for (kind, text), regex in signal.by_start.items():
+                entry = (i, regex)
                 if kind == "stem":
                     self.stem.setdefault(text, []).append(entry)
                 elif kind == "plain":
@@ -302,14 +305,15 @@ class _StartIndex:
                 found.setdefault(i, []).append((pos, pattern))
         return found
 
-    def _entries(self, st: str, pl: str) -> tuple[_Entry, ...]:
+    def _entries(self, st: str, pl: str) -> tuple[_Compiled, ...]:
         entries = [*self.stem.get(st, ()), *self.plain.get(pl, ())]
         entries += [e for prefix, e in self.prefix.get(pl[:3], ()) if pl.startswith(prefix)]
         if pl.isdigit():
             entries += self.number
+        compiled = tuple((i, _alternation(regex)) for i, regex in entries)
         if len(self._cache) < 50_000:
-            self._cache[(st, pl)] = tuple(entries)
-        return tuple(entries)
+            self._cache[(st, pl)] = compiled
+        return compiled
 
 
 def respell(raw: str, spelling: Mapping[str, tuple[str, ...]]) -> tuple[tuple[str, str], ...]:
@@ -739,27 +743,29 @@ def _category(value: Any, level: str, where: str) -> str:
 
 
 def _join_phrases(compiler: _Compiler, phrases: list[str], where: str) -> re.Pattern[str] | None:
-    return _join_pieces(compiler, phrases, where)[0]
-
-
-def _join_pieces(
-    compiler: _Compiler, phrases: list[str], where: str
-) -> tuple[re.Pattern[str] | None, dict[Key, re.Pattern[str]]]:
-    """All the phrases as one pattern, and the phrases grouped by the word they start with."""
+    """All the phrases as one compiled pattern, or None when there are none."""
     pieces = [compiler.phrase(p, f"{where} {p!r}") for p in phrases]
-    if not pieces:
-        return None, {}
+    return _alternation(_either(p.regex for p in pieces)) if pieces else None
+
+
+def _phrases_by_start(compiler: _Compiler, phrases: list[str], where: str) -> dict[Key, str]:
+    """The phrases grouped by the word they can start with, each group as one regex."""
     by_start: dict[Key, list[str]] = {}
-    for piece in pieces:
+    for phrase in phrases:
+        piece = compiler.phrase(phrase, f"{where} {phrase!r}")
         for key in piece.starts:
             by_start.setdefault(key, []).append(piece.regex)
-    return _alternation(p.regex for p in pieces), {
-        key: _alternation(regexes) for key, regexes in by_start.items()
-    }
+    return {key: _either(regexes) for key, regexes in by_start.items()}
 
 
-def _alternation(regexes: Iterable[str]) -> re.Pattern[str]:
-    return re.compile("(?<= )(?:" + "|".join(dict.fromkeys(regexes)) + ")")
+def _either(regexes: Iterable[str]) -> str:
+    return "|".join(dict.fromkeys(regexes))
+
+
+@cache
+def _alternation(regex: str) -> re.Pattern[str]:
+    # Phrase regexes are built from re.escape()d words, so they always compile.
+    return re.compile("(?<= )(?:" + regex + ")")
 
 
 def _compile_signal(entry: Any, i: int, compiler: _Compiler, names: set[str]) -> Signal:
@@ -792,14 +798,12 @@ def _compile_signal(entry: Any, i: int, compiler: _Compiler, names: set[str]) ->
             except re.error as exc:
                 raise TriageRulesError(f"{where} regex {r!r}: {exc}") from None
         regex = re.compile("|".join(f"(?:{r})" for r in regexes))
-    pattern, by_start = _join_pieces(compiler, phrases, f"{where} phrase")
     return Signal(
         name=name,
         category=category,
         level=level,
         tags=frozenset(_strings(entry.get("tags", []), f"{where} tags")),
-        pattern=pattern,
-        by_start=by_start,
+        by_start=_phrases_by_start(compiler, phrases, f"{where} phrase"),
         regex=regex,
         unless=join(_strings(entry.get("unless", []), f"{where} unless"), "unless"),
         negatable=negatable,

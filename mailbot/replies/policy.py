@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import threading
 import tomllib
@@ -176,6 +177,10 @@ class _State:
     policy: tuple[tuple[Path, int, int], Policy] | None = None
     last_good: dict[tuple[tuple[Path, ...], str], _Version] = field(default_factory=dict)
     rejected: dict[tuple[tuple[Path, ...], str], tuple[Problem, ...]] = field(
+        default_factory=dict
+    )
+    # (dirs, name, kinds) -> (the files on disk and the policy it was made from, result)
+    examined: dict[tuple[Any, ...], tuple[tuple[Any, ...], _Examined]] = field(
         default_factory=dict
     )
 
@@ -383,7 +388,16 @@ def _examine_name(
                 )
             ]
         return _Examined(tuple(dict.fromkeys(found)), None)
-    examined = _examine(entry, policy, _effective_files(list(dirs)), list(dirs))
+    on_disk = _template_files(dirs)
+    memo_key = (dirs, name, kinds)
+    with _state.lock:
+        memo = _state.examined.get(memo_key)
+    if memo is not None and memo[0][0] == on_disk and memo[0][1] is policy:
+        examined = memo[1]
+    else:
+        examined = _examine(entry, policy, _files_in_effect(on_disk), list(dirs))
+        with _state.lock:
+            _state.examined[memo_key] = ((on_disk, policy), examined)
     entry_problems = policy.entry_problems.get((entry.kind, name), ())
     if entry_problems:
         return _Examined(tuple(entry_problems) + examined.problems, None)
@@ -650,15 +664,47 @@ def _version_environment(
 
 def _effective_files(dirs: list[Path]) -> dict[str, Path]:
     """Template name (e.g. "replies/ack_consent.txt.j2") -> the file in effect, override first."""
-    files: dict[str, Path] = {}
+    return _files_in_effect(_template_files(tuple(dirs)))
+
+
+# (template name, path, mtime_ns, size) for every template file, each directory in turn
+_TemplateFiles = tuple[tuple[str, Path, int, int], ...]
+
+
+def _template_files(dirs: tuple[Path, ...]) -> _TemplateFiles:
+    """Every template file in DIRS as it is on disk now, with what identifies its version.
+
+    Read on every render (a template check is only as current as this), so it uses
+    `os.scandir`, whose entries carry their type: one `stat` per file, nothing more."""
+    found: list[tuple[str, Path, int, int]] = []
     for directory in dirs:
         for folder in ("replies", "alerts"):
-            base = directory / folder
-            if not base.is_dir():
-                continue
-            for path in sorted(base.rglob("*.j2")):
-                if path.is_file():
-                    files.setdefault(path.relative_to(directory).as_posix(), path)
+            _scan(directory, folder, found)
+    return tuple(found)
+
+
+def _scan(directory: Path, relative: str, found: list[tuple[str, Path, int, int]]) -> None:
+    try:
+        with os.scandir(directory / relative) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        name = f"{relative}/{entry.name}"
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                _scan(directory, name, found)
+            elif entry.name.endswith(".j2") and entry.is_file():
+                stat = entry.stat()
+                found.append((name, Path(entry.path), stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            continue  # vanished while listed: as if it was never there
+
+
+def _files_in_effect(on_disk: _TemplateFiles) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for name, path, _mtime, _size in on_disk:
+        files.setdefault(name, path)
     return files
 
 
