@@ -28,12 +28,13 @@ from mailbot.fetch import FetchedMessage, Mailbox
 from mailbot.logs import event
 from mailbot.models import Disposition, MailboxState, StoredMessage, utcnow
 from mailbot.outbox import SendSummary, send_due
+from mailbot.parallel import ExaminePool, PendingBatch, worker_count
 from mailbot.parsers.direct_email import parse_direct_email
 from mailbot.parsers.mime import header_addresses, read_message
 from mailbot.parsers.portal_form import parse_portal_form
 from mailbot.parsers.quoting import new_text
 from mailbot.recognise import MessageKind, Recognition, recognise
-from mailbot.replies.policy import rejected_templates
+from mailbot.replies.policy import one_version_of_templates, rejected_templates
 from mailbot.replies.render import TemplateError
 from mailbot.respond import alert_template_problems, link_bounce, respond
 from mailbot.store import Examined, record, recorded_by_hash, recorded_by_message_id
@@ -234,6 +235,14 @@ def _body_bytes(raw: bytes | None) -> bytes | None:
     return b""
 
 
+def triage_rules(config: Config) -> TriageRules:
+    rules_file = config.triage.rules_file
+    try:
+        return load_rules(Path(rules_file) if rules_file else None)
+    except TriageRulesError as exc:
+        raise ConfigError(f"triage rules: {exc}") from exc
+
+
 class Pipeline:
     """One pass over the inbox: what `run --once` and each scheduled poll do."""
 
@@ -246,11 +255,7 @@ class Pipeline:
         self.sessions = sessions
         self.alerted_template_problems: list[str] = []
         self.unusable_templates: set[str] = set()
-        rules_file = config.triage.rules_file
-        try:
-            self.rules = load_rules(Path(rules_file) if rules_file else None)
-        except TriageRulesError as exc:
-            raise ConfigError(f"triage rules: {exc}") from exc
+        self.rules = triage_rules(config)
 
     def run_once(self) -> RunSummary:
         settings = self.config.mailbox
@@ -261,10 +266,7 @@ class Pipeline:
                 mailbox.ensure_folders(settings.processed_folder, settings.quarantine_folder)
                 uidvalidity = mailbox.select(settings.inbox)
                 self._note_uidvalidity(uidvalidity)
-                uids = mailbox.uids()
-                for start in range(0, len(uids), settings.batch_size):
-                    batch = uids[start : start + settings.batch_size]
-                    self._process_batch(mailbox, batch, uidvalidity, summary)
+                self._process_inbox(mailbox, uidvalidity, summary)
             self._alert_template_problems()
             self.check_deadlines()
             summary.sending = self.send()
@@ -328,22 +330,46 @@ class Pipeline:
             event(log, logging.ERROR, "mail_client_sync_failed",
                   error=f"{exc.__class__.__name__}: {exc}"[:500])
 
+    def _process_inbox(
+        self, mailbox: Mailbox, uidvalidity: int | None, summary: RunSummary
+    ) -> None:
+        """Every message in the inbox, a batch at a time. With a backlog, the pool examines
+        each batch while this process stores the one before; the first batch is examined
+        here while the pool starts."""
+        uids = mailbox.uids()
+        size = self.config.mailbox.batch_size
+        batches = [uids[start : start + size] for start in range(0, len(uids), size)]
+        workers = worker_count(self.config) if len(batches) > 1 else 0
+        with ExaminePool(self.config, self.rules, workers, examine) as pool:
+            waiting: tuple[list[FetchedMessage], PendingBatch] | None = None
+            for number, batch in enumerate(batches):
+                fetched = list(mailbox.fetch(batch))
+                summary.fetched += len(fetched)
+                work = [(item.raw, item.too_large) for item in fetched]
+                pending = pool.submit(work) if number else PendingBatch(work, [])
+                if waiting is not None:
+                    self._process_batch(mailbox, *waiting, pool, uidvalidity, summary)
+                waiting = (fetched, pending)
+            if waiting is not None:
+                self._process_batch(mailbox, *waiting, pool, uidvalidity, summary)
+
     def _process_batch(
         self,
         mailbox: Mailbox,
-        uids: list[int],
+        fetched: list[FetchedMessage],
+        pending: PendingBatch,
+        pool: ExaminePool,
         uidvalidity: int | None,
         summary: RunSummary,
     ) -> None:
         settings = self.config.mailbox
-        fetched = list(mailbox.fetch(uids))
-        summary.fetched += len(fetched)
+        examined = pool.results(pending)
         destinations: dict[str, list[int]] = {"processed": [], "quarantine": []}
-        with self.sessions() as session:
+        with self.sessions() as session, one_version_of_templates():
             hashes = {f.uid: _identity(f) for f in fetched}
             known = recorded_by_hash(session, hashes.values())
             new: list[tuple[FetchedMessage, Examined]] = []
-            for item in fetched:
+            for item, found in zip(fetched, examined, strict=True):
                 previous = known.get(hashes[item.uid])
                 if previous is not None:
                     summary.already_recorded += 1
@@ -351,10 +377,7 @@ class Pipeline:
                     event(log, logging.INFO, "message_seen_again", uid=item.uid,
                           message=previous.id, disposition=previous.disposition)
                     continue
-                new.append(
-                    (item, examine(item.raw, self.config, rules=self.rules,
-                                   too_large=item.too_large))
-                )
+                new.append((item, found))
             for item, stored in self._store(session, new, hashes, known, uidvalidity):
                 if stored is None:
                     continue  # could not even be recorded: stays in the inbox, logged

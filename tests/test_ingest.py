@@ -96,9 +96,16 @@ def export(config_path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
-def test_mixed_inbox_is_emptied_and_logged_exactly_once(dovecot, make_config, capsys):
+@pytest.mark.parametrize("batches", [
+    "",  # one batch, examined in this process
+    # Batches of three, examined in worker processes (or not), with duplicates and
+    # redeliveries falling in different batches from their first copy.
+    "batch_size = 3\nparallel_examine = true",
+    "batch_size = 3\nparallel_examine = false",
+], ids=["one-batch", "parallel", "serial"])
+def test_mixed_inbox_is_emptied_and_logged_exactly_once(dovecot, make_config, capsys, batches):
     seed_mixed_inbox(dovecot)
-    config_path, config = make_config()
+    config_path, config = make_config(mailbox_extra=batches)
 
     assert main(["--config", str(config_path), "run", "--once"]) == 0
 

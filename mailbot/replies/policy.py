@@ -35,7 +35,9 @@ import os
 import re
 import threading
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -671,11 +673,37 @@ def _effective_files(dirs: list[Path]) -> dict[str, Path]:
 _TemplateFiles = tuple[tuple[str, Path, int, int], ...]
 
 
-def _template_files(dirs: tuple[Path, ...]) -> _TemplateFiles:
-    """Every template file in DIRS as it is on disk now, with what identifies its version.
+_listed: ContextVar[dict[tuple[Path, ...], _TemplateFiles] | None] = ContextVar(
+    "listed_template_files", default=None
+)
 
-    Read on every render (a template check is only as current as this), so it uses
-    `os.scandir`, whose entries carry their type: one `stat` per file, nothing more."""
+
+@contextmanager
+def one_version_of_templates() -> Iterator[None]:
+    """Within this, template files are listed once, not at every render: a batch of
+    messages is answered from one version of the templates (an edit applies from the
+    next batch), and a batch of drafts costs one directory listing, not one each."""
+    token = _listed.set({})
+    try:
+        yield
+    finally:
+        _listed.reset(token)
+
+
+def _template_files(dirs: tuple[Path, ...]) -> _TemplateFiles:
+    """Every template file in DIRS with what identifies its version: as it is on disk
+    now, or as it was listed when `one_version_of_templates()` began."""
+    listed = _listed.get()
+    if listed is None:
+        return _list_template_files(dirs)
+    found = listed.get(dirs)
+    if found is None:
+        found = listed[dirs] = _list_template_files(dirs)
+    return found
+
+
+def _list_template_files(dirs: tuple[Path, ...]) -> _TemplateFiles:
+    # os.scandir's entries carry their type: one stat per file, nothing more.
     found: list[tuple[str, Path, int, int]] = []
     for directory in dirs:
         for folder in ("replies", "alerts"):

@@ -1,0 +1,160 @@
+"""Examining a backlog on the other cores while this process stores what was examined.
+
+`examine` (recognise, parse, triage) is pure and takes about as long as storing and
+answering a message, so when the inbox holds more than one batch, a pool of worker
+processes examines batch N+1 while this process stores batch N. Workers are spawned,
+never forked from this process: the daemon has scheduler and IDLE threads, and a fork
+taken while another thread holds a lock can deadlock. A worker exits as soon as this
+process is gone, however it went (SIGKILL included), so none is left behind holding
+the journal's pipe.
+
+Nothing here may lose a message: if the pool breaks (a worker killed, a result that
+cannot be sent back), that batch is examined here instead and the pool is not used
+again in this run.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from mailbot.config import Config
+from mailbot.logs import event
+from mailbot.store import Examined
+from mailbot.triage import TriageRules
+
+log = logging.getLogger(__name__)
+
+MAX_WORKERS = 4
+
+# One message to examine: its bytes, and whether only its header was fetched.
+Work = tuple[bytes, bool]
+ExamineFunction = Callable[..., Examined]
+
+
+def worker_count(config: Config) -> int:
+    """Worker processes for a backlog: one fewer than the CPUs, since this process has
+    the storing to do; none on one CPU or when `[mailbox] parallel_examine` is off."""
+    if not config.mailbox.parallel_examine:
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min((cpus or 1) - 1, MAX_WORKERS))
+
+
+@dataclass
+class PendingBatch:
+    """A batch being examined: in the pool, or (future None) to be examined here."""
+
+    work: list[Work]
+    futures: list[Future[list[Examined]]]
+
+
+class ExaminePool:
+    def __init__(self, config: Config, rules: TriageRules | None, workers: int,
+                 examine: ExamineFunction) -> None:
+        self.config = config
+        self.rules = rules
+        self.workers = workers
+        self.examine_here = examine
+        self._executor: ProcessPoolExecutor | None = None
+        self._broken = workers < 1
+
+    def submit(self, work: list[Work]) -> PendingBatch:
+        """Start examining WORK in the pool, split between the workers."""
+        if self._broken or not work:
+            return PendingBatch(work, [])
+        try:
+            executor = self._start()
+            size = -(-len(work) // self.workers)
+            futures = [
+                executor.submit(_examine_chunk, work[i : i + size])
+                for i in range(0, len(work), size)
+            ]
+        except Exception as exc:  # noqa: BLE001 - examined here instead
+            self._give_up(exc)
+            return PendingBatch(work, [])
+        return PendingBatch(work, futures)
+
+    def results(self, pending: PendingBatch) -> list[Examined]:
+        """What the pool found for the batch, or what this process finds if it cannot."""
+        if pending.futures:
+            try:
+                found = [examined for f in pending.futures for examined in f.result()]
+                if len(found) == len(pending.work):
+                    return found
+                raise RuntimeError(f"{len(found)} results for {len(pending.work)} messages")
+            except Exception as exc:  # noqa: BLE001 - examined here instead
+                self._give_up(exc)
+        return self.examine_here_all(pending.work)
+
+    def examine_here_all(self, work: Sequence[Work]) -> list[Examined]:
+        return [
+            self.examine_here(raw, self.config, rules=self.rules, too_large=too_large)
+            for raw, too_large in work
+        ]
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> ExaminePool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(self.config,),
+            )
+            event(log, logging.INFO, "examine_pool_started", workers=self.workers)
+        return self._executor
+
+    def _give_up(self, exc: BaseException) -> None:
+        event(log, logging.WARNING, "examine_pool_failed",
+              error=f"{exc.__class__.__name__}: {exc}"[:500], fallback="this process")
+        self._broken = True
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+# --- in the worker processes ---------------------------------------------------------------
+
+_worker: dict[str, object] = {}
+
+
+def _start_worker(config: Config) -> None:
+    threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
+    # The rules are read again rather than sent: compiled, they are large to pickle.
+    from mailbot.pipeline import triage_rules
+
+    _worker["config"] = config
+    _worker["rules"] = triage_rules(config)
+
+
+def _exit_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+
+def _examine_chunk(work: list[Work]) -> list[Examined]:
+    from mailbot.pipeline import examine
+
+    config = _worker["config"]
+    rules = _worker["rules"]
+    return [examine(raw, config, rules=rules, too_large=too_large)  # type: ignore[arg-type]
+            for raw, too_large in work]
