@@ -253,7 +253,7 @@ def prepare_batch(session: Session, config: Config, numbers: set[str],
             ).scalars()
             for row in rows:
                 stored[row.prisoner_number].append((person_key(row), row.received_at))
-    session.info[BATCH] = {"stored": stored, "added": []}
+    session.info[BATCH] = {"stored": stored, "added": {}}
 
 
 def end_batch(session: Session) -> None:
@@ -264,7 +264,7 @@ def batch_added(session: Session, contact: Contact) -> None:
     """Called for every log entry a prepared batch adds, flushed or not."""
     batch = session.info.get(BATCH)
     if batch is not None:
-        batch["added"].append(contact)
+        batch["added"].setdefault(contact.prisoner_number, []).append(contact)
 
 
 def _earlier_contacts(session: Session, contact: Contact, key: str, since: datetime) -> int:
@@ -277,9 +277,8 @@ def _earlier_contacts(session: Session, contact: Contact, key: str, since: datet
             if person == key and since <= at <= contact.received_at
         )
         added = sum(
-            1 for other in batch["added"]
-            if other.prisoner_number == contact.prisoner_number
-            and person_key(other) == key and since <= other.received_at <= contact.received_at
+            1 for other in batch["added"].get(contact.prisoner_number, ())
+            if person_key(other) == key and since <= other.received_at <= contact.received_at
         )
         return stored + added
     # Outside a prepared batch: what is stored, plus what the session holds unwritten.
