@@ -11,6 +11,17 @@ from datetime import date, datetime
 from enum import StrEnum
 
 
+class Disposition:
+    """Where a message ended up; every message ends in exactly one of these."""
+
+    LOGGED = "logged"  # became (or joined) a communications log entry
+    IGNORED = "ignored"  # automatic reply, bounce, bulk mail: kept, never answered
+    DUPLICATE = "duplicate"  # same Message-ID as a message already recorded
+    QUARANTINED = "quarantined"  # could not be read: kept for staff to look at
+
+    ALL = (LOGGED, IGNORED, DUPLICATE, QUARANTINED)
+
+
 class Source(StrEnum):
     PORTAL_FORM = "portal_form"
     DIRECT_EMAIL = "direct_email"

@@ -26,6 +26,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from mailbot.concern import Disposition
+
+__all__ = ["Disposition"]  # defined with the other shared values; its home was here
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware datetimes on every backend: stored as UTC, returned aware.
@@ -56,17 +60,6 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
-
-
-class Disposition:
-    """Where a message ended up; every message ends in exactly one of these."""
-
-    LOGGED = "logged"  # became (or joined) a communications log entry
-    IGNORED = "ignored"  # automatic reply, bounce, bulk mail: kept, never answered
-    DUPLICATE = "duplicate"  # same Message-ID as a message already recorded
-    QUARANTINED = "quarantined"  # could not be read: kept for staff to look at
-
-    ALL = (LOGGED, IGNORED, DUPLICATE, QUARANTINED)
 
 
 class StoredMessage(Base):

@@ -20,13 +20,13 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 from mailbot.config import Config
+from mailbot.examine import Examined, examine, triage_rules
 from mailbot.logs import event
-from mailbot.store import Examined
 from mailbot.triage import TriageRules
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ MAX_WORKERS = 4
 
 # One message to examine: its bytes, and whether only its header was fetched.
 Work = tuple[bytes, bool]
-ExamineFunction = Callable[..., Examined]
 
 
 def worker_count(config: Config) -> int:
@@ -49,53 +48,59 @@ def worker_count(config: Config) -> int:
 
 @dataclass
 class PendingBatch:
-    """A batch being examined: in the pool, or (future None) to be examined here."""
+    """A batch being examined: its first `here` messages by this process when their
+    results are asked for, the rest by the pool (`futures`, in order)."""
 
     work: list[Work]
     futures: list[Future[list[Examined]]]
+    here: int = 0
 
 
 class ExaminePool:
-    def __init__(self, config: Config, rules: TriageRules | None, workers: int,
-                 examine: ExamineFunction) -> None:
+    def __init__(self, config: Config, rules: TriageRules | None, workers: int) -> None:
         self.config = config
         self.rules = rules
         self.workers = workers
-        self.examine_here = examine
         self._executor: ProcessPoolExecutor | None = None
         self._broken = workers < 1
 
-    def submit(self, work: list[Work]) -> PendingBatch:
-        """Start examining WORK in the pool, split between the workers."""
+    def submit(self, work: list[Work], *, share: bool = False) -> PendingBatch:
+        """Start examining WORK in the pool, split between the workers; with `share`,
+        this process takes its part too (while the workers start, it has nothing else
+        to do)."""
         if self._broken or not work:
-            return PendingBatch(work, [])
+            return PendingBatch(work, [], len(work))
+        here = len(work) // (self.workers + 1) if share else 0
         try:
             executor = self._start()
-            size = -(-len(work) // self.workers)
+            size = -(-(len(work) - here) // self.workers)
             futures = [
                 executor.submit(_examine_chunk, work[i : i + size])
-                for i in range(0, len(work), size)
+                for i in range(here, len(work), size)
             ]
         except Exception as exc:  # noqa: BLE001 - examined here instead
             self._give_up(exc)
-            return PendingBatch(work, [])
-        return PendingBatch(work, futures)
+            return PendingBatch(work, [], len(work))
+        return PendingBatch(work, futures, here)
 
     def results(self, pending: PendingBatch) -> list[Examined]:
-        """What the pool found for the batch, or what this process finds if it cannot."""
-        if pending.futures:
-            try:
-                found = [examined for f in pending.futures for examined in f.result()]
-                if len(found) == len(pending.work):
-                    return found
-                raise RuntimeError(f"{len(found)} results for {len(pending.work)} messages")
-            except Exception as exc:  # noqa: BLE001 - examined here instead
-                self._give_up(exc)
-        return self.examine_here_all(pending.work)
+        """What was found for the batch; what the pool could not do is done here."""
+        found = self._examine_here(pending.work[: pending.here])
+        if not pending.futures:
+            return found + self._examine_here(pending.work[len(found) :])
+        try:
+            from_pool = [examined for f in pending.futures for examined in f.result()]
+            if len(found) + len(from_pool) != len(pending.work):
+                raise RuntimeError(
+                    f"{len(from_pool)} results for {len(pending.work) - len(found)} messages")
+        except Exception as exc:  # noqa: BLE001 - examined here instead
+            self._give_up(exc)
+            from_pool = self._examine_here(pending.work[len(found) :])
+        return found + from_pool
 
-    def examine_here_all(self, work: Sequence[Work]) -> list[Examined]:
+    def _examine_here(self, work: Sequence[Work]) -> list[Examined]:
         return [
-            self.examine_here(raw, self.config, rules=self.rules, too_large=too_large)
+            examine(raw, self.config, rules=self.rules, too_large=too_large)
             for raw, too_large in work
         ]
 
@@ -138,8 +143,6 @@ _worker: dict[str, object] = {}
 def _start_worker(config: Config) -> None:
     threading.Thread(target=_exit_with_parent, name="exit-with-parent", daemon=True).start()
     # The rules are read again rather than sent: compiled, they are large to pickle.
-    from mailbot.pipeline import triage_rules
-
     _worker["config"] = config
     _worker["rules"] = triage_rules(config)
 
@@ -152,8 +155,6 @@ def _exit_with_parent() -> None:
 
 
 def _examine_chunk(work: list[Work]) -> list[Examined]:
-    from mailbot.pipeline import examine
-
     config = _worker["config"]
     rules = _worker["rules"]
     return [examine(raw, config, rules=rules, too_large=too_large)  # type: ignore[arg-type]

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from mailbot.audit import record_event
 from mailbot.config import Config
+from mailbot.examine import examine
 from mailbot.fetch import Mailbox
 from mailbot.logs import event
 from mailbot.models import Disposition, StoredMessage
-from mailbot.pipeline import examine
 from mailbot.respond import respond
 from mailbot.store import contact_fields, contact_row
 from mailbot.triage import TriageRules

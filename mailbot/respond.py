@@ -28,11 +28,11 @@ from mailbot.concern import Flag
 from mailbot.config import Config
 from mailbot.deadlines import note_persistent_contact
 from mailbot.drafts import create_draft
+from mailbot.examine import Examined
 from mailbot.logs import event
 from mailbot.models import Contact, OutboxEmail, utcnow
 from mailbot.outbox import Kind, Status, enqueue, family_address
 from mailbot.replies import ENQUIRY_CATEGORIES, render_signposting, render_urgent_alert
-from mailbot.store import Examined
 
 log = logging.getLogger(__name__)
 

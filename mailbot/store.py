@@ -8,42 +8,18 @@ reference a new log entry gets.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.concern import ParsedContact
 from mailbot.deadlines import batch_added
+from mailbot.examine import Examined
 from mailbot.models import Contact, Disposition, ReferenceCounter, StoredMessage
 from mailbot.pseudonym import person_hash
-from mailbot.triage import TriageResult
 
 REFERENCE_PREFIX = "SC"
-
-
-@dataclass
-class Examined:
-    """Everything the pure stages learned about one message, ready to be stored."""
-
-    kind: str
-    verified: bool
-    disposition: str
-    reason: str
-    message_id: str | None = None
-    sender: str | None = None
-    subject: str | None = None
-    date_header: datetime | None = None
-    recognition_reasons: list[str] = field(default_factory=list)
-    contact: ParsedContact | None = None
-    our_reference: str | None = None  # a reply naming one of our references
-    reply_to: str | None = None  # the Reply-To header, when it holds one address
-    triage: TriageResult | None = None
-    # For bounces: which of our emails failed.
-    original_message_id: str | None = None
-    bounced_recipients: tuple[str, ...] = ()
 
 
 def format_reference(year: int, number: int) -> str:

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from mailbot import db
 from mailbot.cli import main
 from mailbot.concern import ParsedContact, Source
+from mailbot.examine import Examined
 from mailbot.models import AuditEvent, Disposition
-from mailbot.store import Examined, record
+from mailbot.store import record
 from tests.conftest import config_text
 
 

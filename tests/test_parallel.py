@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mailbot.examine import examine, triage_rules
 from mailbot.parallel import ExaminePool, worker_count
-from mailbot.pipeline import examine, triage_rules
 from tests.conftest import SHARED, sample_bytes
 from tests.forms import portal_form
 
@@ -32,11 +32,13 @@ def examined_here(config, work):  # type: ignore[no-untyped-def]
     return [examine(raw, config, rules=rules, too_large=large) for raw, large in work]
 
 
-def test_workers_find_exactly_what_this_process_finds(offline_config):
+@pytest.mark.parametrize("share", [False, True])
+def test_workers_find_exactly_what_this_process_finds(offline_config, share):
     work = backlog()
-    with ExaminePool(offline_config, triage_rules(offline_config), 2, examine) as pool:
-        pending = pool.submit(work)
+    with ExaminePool(offline_config, triage_rules(offline_config), 2) as pool:
+        pending = pool.submit(work, share=share)
         assert len(pending.futures) == 2  # split between the workers
+        assert pending.here == (len(work) // 3 if share else 0)
         found = pool.results(pending)
     assert found == examined_here(offline_config, work)
 
@@ -44,7 +46,7 @@ def test_workers_find_exactly_what_this_process_finds(offline_config):
 def test_a_broken_pool_costs_time_not_messages(offline_config, caplog):
     work = backlog()
     caplog.set_level(logging.WARNING, logger="mailbot.parallel")
-    with ExaminePool(offline_config, triage_rules(offline_config), 1, examine) as pool:
+    with ExaminePool(offline_config, triage_rules(offline_config), 1) as pool:
         pool._start().submit(os._exit, 1)  # a worker dies, as if killed by the OOM killer
         found = pool.results(pool.submit(work))
         assert pool.results(pool.submit(work)) == found  # and the pool is not tried again
@@ -57,11 +59,10 @@ def test_no_worker_outlives_a_killed_mailbot():
         "import time\n"
         "from mailbot.config import from_dict\n"
         "from mailbot.parallel import ExaminePool\n"
-        "from mailbot.pipeline import examine\n"
         "config = from_dict({'prison': {'name': 'HMP Exampletown'},"
         " 'mailbox': {'host': 'localhost', 'username': 'u', 'password_env': 'UNUSED'},"
         " 'smtp': {'host': 'localhost', 'from_address': 'sc@prison.example'}})\n"
-        "pool = ExaminePool(config, None, 2, examine)\n"
+        "pool = ExaminePool(config, None, 2)\n"
         "pool.results(pool.submit([(b'x', False), (b'y', False)]))\n"
         "print(*[p.pid for p in pool._executor._processes.values()], flush=True)\n"
         "time.sleep(600)\n"

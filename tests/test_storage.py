@@ -9,8 +9,9 @@ from sqlalchemy import inspect, select
 
 from mailbot import db
 from mailbot.concern import Flag, ParsedContact, Prisoner, Source, Submitter
+from mailbot.examine import Examined
 from mailbot.models import Contact, Disposition, StoredMessage
-from mailbot.store import Examined, allocate_reference, record, recorded_by_hash
+from mailbot.store import allocate_reference, record, recorded_by_hash
 
 pytestmark = pytest.mark.servers
 
