@@ -87,7 +87,10 @@ class StoredMessage(Base):
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
 
     contact: Mapped[Contact | None] = relationship(back_populates="message", uselist=False)
-    duplicate_of: Mapped[StoredMessage | None] = relationship(remote_side=[id])
+    # Both self-references are view-only, and set through their ids: a self-referential
+    # relationship that takes part in a flush makes SQLAlchemy insert that table's new
+    # rows one statement each, instead of in batches.
+    duplicate_of: Mapped[StoredMessage | None] = relationship(remote_side=[id], viewonly=True)
 
     @property
     def destination(self) -> str:
@@ -165,7 +168,7 @@ class Contact(Base):
     emails: Mapped[list[OutboxEmail]] = relationship(
         back_populates="contact", order_by="OutboxEmail.id"
     )
-    related_contact: Mapped[Contact | None] = relationship(remote_side=[id])
+    related_contact: Mapped[Contact | None] = relationship(remote_side=[id], viewonly=True)
 
 
 class ReferenceCounter(Base):

@@ -87,6 +87,8 @@ def record(
     if duplicate_of is not None:
         disposition = Disposition.DUPLICATE
         reason = "same Message-ID and body as a message recorded before"
+        if duplicate_of.id is None:
+            session.flush()  # the first copy came earlier in this batch: give it its id
     message = StoredMessage(
         sha256=sha256,
         message_id=(examined.message_id or None) and examined.message_id[:998],
@@ -103,7 +105,7 @@ def record(
         sender=(examined.sender or None) and examined.sender[:320],
         subject=examined.subject,
         raw=raw,
-        duplicate_of=duplicate_of,
+        duplicate_of_id=duplicate_of.id if duplicate_of is not None else None,
     )
     session.add(message)
     if examined.contact is not None and duplicate_of is None:
