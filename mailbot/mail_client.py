@@ -18,7 +18,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parsedate_to_datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, contains_eager, sessionmaker
 
 from mailbot.audit import record_event
 from mailbot.config import Config
@@ -67,15 +67,19 @@ PLACED_PER_PASS = 100
 
 
 def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:
+    # One query for the drafts, their contacts and the family's Message-ID, and not the
+    # family's message itself (its bytes may be megabytes).
     drafts = session.execute(
-        select(Draft)
+        select(Draft, StoredMessage.message_id)
+        .join(Draft.contact)
+        .join(Contact.message)
+        .options(contains_eager(Draft.contact))
         .where(Draft.status == DraftStatus.DRAFT)
         .where(Draft.mailbox_copy == "none")
         .order_by(Draft.id)
         .limit(PLACED_PER_PASS)
-    ).scalars().all()
-    for draft in drafts:
-        original = draft.contact.message.message_id
+    ).all()
+    for draft, original in drafts:
         raw = draft_message(config, draft, f"<{original}>" if original else None)
         mailbox.append(raw, config.drafts.drafts_folder, flags=("\\Draft",))
         draft.mailbox_copy = "placed"

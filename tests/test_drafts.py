@@ -22,6 +22,9 @@ FAMILY = "jane.family@example.com"
 CONCERN = "He has been self harming again and says he is being bullied on the wing."
 
 
+FORM_MESSAGE_ID = "form-77@portal.example.org"
+
+
 def family_form(**overrides) -> bytes:  # type: ignore[no-untyped-def]
     values = {
         "name": "Jane Family",
@@ -206,7 +209,7 @@ def test_a_reply_from_the_family_joins_its_concern(dovecot, setup):
 def test_drafts_folder_copy_and_a_response_sent_from_a_mail_client(
     dovecot, smtp_sink, setup
 ):
-    dovecot.append(family_form())
+    dovecot.append(family_form(message_id=f"<{FORM_MESSAGE_ID}>"))
     setup("run", "--once")
     [draft] = setup.drafts()
     with dovecot.mailbox() as box:
@@ -214,6 +217,8 @@ def test_drafts_folder_copy_and_a_response_sent_from_a_mail_client(
         [copy] = list(box.fetch(mark_seen=False))
         assert "\\Draft" in copy.flags
         assert draft["reference"] in copy.subject
+        # Threaded under the family's own message in the mail client.
+        assert copy.headers["in-reply-to"] == (f"<{FORM_MESSAGE_ID}>",)
     # A member of staff edits and sends it from Outlook: the sent copy lands in Sent.
     sent = EmailMessage()
     sent["From"] = "Officer Smith <safercustody.exampletown@prison.example>"
