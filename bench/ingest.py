@@ -92,6 +92,7 @@ def main() -> int:
           + (f", median of {len(runs)}: {min(rates):.0f} to {max(rates):.0f}"
              if len(runs) > 1 else ""))
     print(f"ratio run/raw fetch:         {median['run_rate'] / median['fetch_rate']:8.2f}")
+    print(f"CPU per form:                {median['cpu_ms']:8.2f} ms (mailbot and its workers)")
     print(f"peak memory of run --once:   {median['peak_mib']:8.0f} MiB (the largest process)")
     print(f"mailbox after the run:       {median['counts']}")
     print(f"signposting replies sent:    {median['sent']:8d}")
@@ -130,6 +131,7 @@ def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
                 smtp_port=smtp.port,
             )
         )
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         result = subprocess.run(
             [sys.executable, "-m", "mailbot", "--config", str(config_path), "run", "--once"],
@@ -137,6 +139,7 @@ def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
             text=True,
         )
         run_seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if result.returncode:
             print(result.stderr[-3000:], file=sys.stderr)
             return None
@@ -146,6 +149,9 @@ def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
             "fetch_seconds": fetch_seconds,
             "run_rate": len(messages) / run_seconds,
             "run_seconds": run_seconds,
+            # CPU of mailbot and the workers it waited for: steadier than the wall clock.
+            "cpu_ms": 1000 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            / len(messages),
             # ru_maxrss of children is the largest of them: mailbot or one of its workers.
             "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
             "counts": server.folder_counts("INBOX", "Processed", "Quarantine"),

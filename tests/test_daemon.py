@@ -71,6 +71,27 @@ def test_new_mail_is_logged_within_seconds_without_waiting_for_the_poll(
     assert "idle_connected" in stderr
 
 
+def test_a_backlog_found_by_the_daemon_is_examined_in_workers_that_stop_with_it(
+    dovecot, smtp_sink, make_config
+):
+    for number in range(12):
+        dovecot.append(portal_form(message_id=f"<backlog-{number}@portal.example.org>"))
+    path, config = make_config(smtp_port=smtp_sink.port, mailbox_extra="batch_size = 3")
+    database = config.database.url.removeprefix("sqlite:///")
+    daemon = start_daemon(path)
+    try:
+        assert wait_for(
+            lambda: all(logged(database, f"backlog-{n}@portal.example.org") for n in range(12)),
+            60,
+        )
+    finally:
+        stderr = stop(daemon)  # returns only once no worker holds the daemon's stderr
+    assert daemon.returncode == 0, stderr
+    assert "event=examine_pool_started" in stderr
+    assert "examine_pool_failed" not in stderr
+    assert dovecot.folder_counts("INBOX")["INBOX"] == 0
+
+
 def test_an_outage_is_alerted_once_and_its_recovery_said_once(
     dovecot, smtp_sink, make_config
 ):
