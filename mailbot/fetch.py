@@ -226,14 +226,13 @@ class Mailbox:
 
 def _open(settings: MailboxSettings) -> MailBox:
     timeout = settings.timeout_seconds
+    if settings.security == "none":
+        return MailBoxUnencrypted(settings.host, settings.port, timeout=timeout)
     # Verify the server's certificate (imaplib's own default context does not).
     context = ssl.create_default_context()
     if settings.security == "ssl":
         return MailBox(settings.host, settings.port, timeout=timeout, ssl_context=context)
-    if settings.security == "starttls":
-        return MailBoxStartTls(settings.host, settings.port, timeout=timeout,
-                               ssl_context=context)
-    return MailBoxUnencrypted(settings.host, settings.port, timeout=timeout)
+    return MailBoxStartTls(settings.host, settings.port, timeout=timeout, ssl_context=context)
 
 
 def _close_quietly(client: MailBox) -> None:

@@ -20,6 +20,7 @@ from mailbot.replies.policy import (
     Problem,
     check_templates,
     context_for,
+    one_version_of_templates,
     preview,
     rejected_templates,
     render_acknowledgement,
@@ -477,6 +478,25 @@ def test_edits_are_used_on_the_next_render_and_a_broken_edit_falls_back(tmp_path
     email = render_acknowledgement("ack_no_consent", full_context(), override_dir=tmp_path)
     assert email.text == f"Third [{REFERENCE}]\n"
     assert rejected_templates(tmp_path) == []
+
+
+def test_a_batch_is_answered_from_one_version_and_an_edit_applies_from_the_next(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path / "replies/ack_no_consent.txt.j2", "First [{{ reference }}]\n")
+
+    def text() -> str:
+        return render_acknowledgement("ack_no_consent", full_context(),
+                                      override_dir=tmp_path).text
+
+    with one_version_of_templates():
+        assert text() == f"First [{REFERENCE}]\n"
+        write(path, "Second [{{ reference }}]\n")
+        (tmp_path / "replies/ack_no_consent.subject.j2").write_text("A new subject")
+        assert text() == f"First [{REFERENCE}]\n"  # mid-batch: the version it began with
+    assert text() == f"Second [{REFERENCE}]\n"
+    with one_version_of_templates():
+        assert text() == f"Second [{REFERENCE}]\n"
 
 
 def test_a_broken_include_falls_back_to_the_last_good_include_too(tmp_path: Path) -> None:

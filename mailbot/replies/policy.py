@@ -673,32 +673,37 @@ def _effective_files(dirs: list[Path]) -> dict[str, Path]:
 _TemplateFiles = tuple[tuple[str, Path, int, int], ...]
 
 
-_listed: ContextVar[dict[tuple[Path, ...], _TemplateFiles] | None] = ContextVar(
-    "listed_template_files", default=None
-)
+@dataclass
+class _OneVersion:
+    files: dict[tuple[Path, ...], _TemplateFiles] = field(default_factory=dict)
+    policy: Policy | None = None
+
+
+_one_version: ContextVar[_OneVersion | None] = ContextVar("one_version", default=None)
 
 
 @contextmanager
 def one_version_of_templates() -> Iterator[None]:
-    """Within this, template files are listed once, not at every render: a batch of
-    messages is answered from one version of the templates (an edit applies from the
-    next batch), and a batch of drafts costs one directory listing, not one each."""
-    token = _listed.set({})
+    """Within this, template files and the policy are read once, not at every render: a
+    batch of messages is answered from one version of the templates (an edit applies
+    from the next batch), and a batch of drafts costs one directory listing, not one
+    each."""
+    token = _one_version.set(_OneVersion())
     try:
         yield
     finally:
-        _listed.reset(token)
+        _one_version.reset(token)
 
 
 def _template_files(dirs: tuple[Path, ...]) -> _TemplateFiles:
     """Every template file in DIRS with what identifies its version: as it is on disk
     now, or as it was listed when `one_version_of_templates()` began."""
-    listed = _listed.get()
-    if listed is None:
+    fixed = _one_version.get()
+    if fixed is None:
         return _list_template_files(dirs)
-    found = listed.get(dirs)
+    found = fixed.files.get(dirs)
     if found is None:
-        found = listed[dirs] = _list_template_files(dirs)
+        found = fixed.files[dirs] = _list_template_files(dirs)
     return found
 
 
@@ -804,7 +809,17 @@ def _attribute_name(node: nodes.Node) -> str | None:
 
 
 def _load_policy() -> Policy:
-    """policy.toml as it is now (read again only when it has changed)."""
+    """policy.toml as it is now (read again only when it has changed), or as it was when
+    `one_version_of_templates()` began."""
+    fixed = _one_version.get()
+    if fixed is None:
+        return _read_policy()
+    if fixed.policy is None:
+        fixed.policy = _read_policy()
+    return fixed.policy
+
+
+def _read_policy() -> Policy:
     try:
         stat = POLICY_FILE.stat()
         stamp = (POLICY_FILE, stat.st_mtime_ns, stat.st_size)
