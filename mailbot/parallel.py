@@ -86,7 +86,7 @@ class ExaminePool:
     def results(self, pending: PendingBatch) -> list[Examined]:
         """What was found for the batch; what the pool could not do is done here."""
         found = self._examine_here(pending.work[: pending.here])
-        if not pending.futures:
+        if not pending.futures or self._broken:  # broken: already said, once
             return found + self._examine_here(pending.work[len(found) :])
         try:
             from_pool = [examined for f in pending.futures for examined in f.result()]
