@@ -51,15 +51,26 @@ def generated_form(number: int, rng: random.Random, message_id: str | None = Non
     )
 
 
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
 def database_url(kind: str, root: Path) -> str:
     if kind == "sqlite":
         return f"sqlite:///{root / 'bench.sqlite3'}"
     import psycopg
 
     name = f"mailbot_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as c:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
     return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(url: str) -> None:
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(ADMIN_URL, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def main() -> int:
@@ -103,6 +114,7 @@ def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
     root = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
     server = Dovecot.start()
     smtp = SmtpSink.start()
+    url = ""
     try:
         started = time.perf_counter()
         with server.mailbox() as box:
@@ -118,6 +130,7 @@ def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
         fetch_seconds = time.perf_counter() - started
         assert fetched == len(messages), fetched
 
+        url = database_url(database, root)
         password_file = root / "pw"
         password_file.write_text(server.password)
         config_path = root / "mailbot.toml"
@@ -126,7 +139,7 @@ def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
                 imap_port=server.port,
                 username=server.username,
                 password_file=password_file,
-                database_url=database_url(database, root),
+                database_url=url,
                 state_dir=root,
                 smtp_port=smtp.port,
             )
@@ -160,6 +173,7 @@ def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
     finally:
         smtp.stop()
         server.destroy()
+        drop_database(url)
 
 
 if __name__ == "__main__":
