@@ -1,10 +1,11 @@
 """The pipeline: takes every message out of the inbox and decides where each one ends up.
 
 fetch (IMAP, by UID) -> examine (recognise, parse, triage; pure, mailbot/examine.py) ->
-store (one commit per
-batch) -> move (Processed or Quarantine). A message is moved only after what was learned
-from it is committed, so a crash at any point leaves it in the inbox or recorded, never
-lost; bytes seen again after a crash are recognised and not recorded twice.
+store (one commit per batch) -> move (Processed or Quarantine). A message is moved only
+after what was learned from it is committed, so a crash at any point leaves it in the
+inbox or recorded, never lost; bytes seen again after a crash are recognised and not
+recorded twice. A backlog of batches is examined in worker processes (mailbot/parallel.py)
+while this process stores the batch before.
 """
 
 from __future__ import annotations
