@@ -160,6 +160,18 @@ class Mailbox:
         for uid in large:
             yield from self._fetch_parts([uid], "BODY.PEEK[HEADER]", too_large=True)
 
+    def fetch_header_fields(
+        self, uids: Sequence[int], *names: str
+    ) -> Iterator[FetchedMessage]:
+        """Only the named header fields of the given messages (`raw` holds just those
+        lines), to decide which messages are worth fetching whole."""
+        for start in range(0, len(uids), 1000):
+            yield from self._fetch_parts(
+                uids[start : start + 1000],
+                f"BODY.PEEK[HEADER.FIELDS ({' '.join(names)})]",
+                too_large=False,
+            )
+
     def _sizes(self, uids: Sequence[int]) -> dict[int, int]:
         typ, data = self.client.client.uid("FETCH", _uid_set(uids), "(UID RFC822.SIZE)")
         if typ != "OK":

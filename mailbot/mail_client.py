@@ -106,12 +106,21 @@ def _record_staff_responses(config: Config, session: Session, mailbox: Mailbox) 
     uidvalidity, uids = mailbox.uids_after(folder, state.last_uid)
     if state.uidvalidity is not None and state.uidvalidity != uidvalidity:
         uidvalidity, uids = mailbox.uids_after(folder, None)
-    ours = set(session.execute(select(OutboxEmail.message_id)).scalars())
-    for item in mailbox.fetch(uids):
+    # Most of Sent is mailbot's own copies: read their Message-IDs first, and fetch whole
+    # only the messages that are not.
+    message_ids = {
+        item.uid: header_text(read_message(item.raw), "Message-ID").strip()
+        for item in mailbox.fetch_header_fields(uids, "MESSAGE-ID")
+    }
+    wanted = sorted(set(message_ids.values()) - {""})
+    ours: set[str] = set()
+    for start in range(0, len(wanted), 500):  # a first pass may read years of Sent
+        ours.update(session.execute(
+            select(OutboxEmail.message_id)
+            .where(OutboxEmail.message_id.in_(wanted[start : start + 500]))
+        ).scalars())
+    for item in mailbox.fetch([uid for uid in uids if message_ids.get(uid) not in ours]):
         msg = read_message(item.raw)
-        message_id = header_text(msg, "Message-ID").strip()
-        if message_id in ours:
-            continue  # a copy of something mailbot sent itself
         contact = _concern_answered(session, msg)
         if contact is not None:
             sent_at = item.internal_date or _date(msg) or utcnow()

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from mailbot import db
 from mailbot.cli import main
+from mailbot.fetch import Mailbox
 from mailbot.models import Disposition, StoredMessage
 from mailbot.pipeline import Pipeline
 from tests.conftest import SHARED, sample_bytes
@@ -293,3 +294,17 @@ def test_daemon_polls_until_sigterm_then_stops_cleanly(dovecot, make_config, cap
         _, stderr = daemon.communicate(timeout=20)
     assert daemon.returncode == 0, stderr
     assert "daemon_stopped" in stderr
+
+
+def test_header_fields_alone_can_be_fetched(dovecot, make_config):
+    dovecot.append(sample_bytes("01-portal-safety-multipart.eml"))
+    dovecot.append(sample_bytes("05-direct-email.eml"))
+    _, config = make_config()
+    with Mailbox.connect(config.mailbox) as mailbox:
+        mailbox.select("INBOX")
+        fetched = list(mailbox.fetch_header_fields(mailbox.uids(), "MESSAGE-ID"))
+    assert [item.raw.strip() for item in fetched] == [
+        b"Message-ID: <sample-01@portal.example.org>",
+        b"Message-ID: <sample-05@example.com>",
+    ]
+    assert dovecot.folder_counts("INBOX")["INBOX"] == 2  # read, not moved or changed
