@@ -17,14 +17,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mailbot.devservers import Dovecot, SmtpSink, config_text  # noqa: E402
+from mailbot.devservers import (  # noqa: E402
+    Dovecot,
+    SmtpSink,
+    config_text,
+    throwaway_postgres_database,
+)
 from tests.forms import portal_form  # noqa: E402
 
 TOPICS = ["Self-harm or suicide", "Visits", "Debt", "Property", "Mental health", "Money"]
@@ -49,28 +54,6 @@ def generated_form(number: int, rng: random.Random, message_id: str | None = Non
         reference=f"PFH-SC-20261114-{number:05d}",
         message_id=message_id,
     )
-
-
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def database_url(kind: str, root: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{root / 'bench.sqlite3'}"
-    import psycopg
-
-    name = f"mailbot_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_database(url: str) -> None:
-    if url.startswith("postgresql"):
-        import psycopg
-
-        with psycopg.connect(ADMIN_URL, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def main() -> int:
@@ -112,68 +95,73 @@ def main() -> int:
 
 def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
     root = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
-    server = Dovecot.start()
-    smtp = SmtpSink.start()
-    url = ""
-    try:
-        started = time.perf_counter()
-        with server.mailbox() as box:
-            for raw in messages:
-                box.append(raw, "INBOX", flag_set=())
-        append_seconds = time.perf_counter() - started
+    with ExitStack() as cleanup:
+        server = Dovecot.start()
+        cleanup.callback(server.destroy)
+        smtp = SmtpSink.start()
+        cleanup.callback(smtp.stop)
+        if database == "sqlite":
+            url = f"sqlite:///{root / 'bench.sqlite3'}"
+        else:
+            url = cleanup.enter_context(throwaway_postgres_database("mailbot_bench"))
+        return _timed_run(messages, root, server, smtp, url)
 
-        # The same messages fetched by imap-tools alone: the ceiling for this server.
-        started = time.perf_counter()
-        with server.mailbox() as box:
-            box.folder.set("INBOX")
-            fetched = sum(1 for _ in box.fetch(mark_seen=False, bulk=200))
-        fetch_seconds = time.perf_counter() - started
-        assert fetched == len(messages), fetched
 
-        url = database_url(database, root)
-        password_file = root / "pw"
-        password_file.write_text(server.password)
-        config_path = root / "mailbot.toml"
-        config_path.write_text(
-            config_text(
-                imap_port=server.port,
-                username=server.username,
-                password_file=password_file,
-                database_url=url,
-                state_dir=root,
-                smtp_port=smtp.port,
-            )
+def _timed_run(messages: list[bytes], root: Path, server: Dovecot, smtp: SmtpSink,
+               url: str) -> dict[str, Any] | None:
+    started = time.perf_counter()
+    with server.mailbox() as box:
+        for raw in messages:
+            box.append(raw, "INBOX", flag_set=())
+    append_seconds = time.perf_counter() - started
+
+    # The same messages fetched by imap-tools alone: the ceiling for this server.
+    started = time.perf_counter()
+    with server.mailbox() as box:
+        box.folder.set("INBOX")
+        fetched = sum(1 for _ in box.fetch(mark_seen=False, bulk=200))
+    fetch_seconds = time.perf_counter() - started
+    assert fetched == len(messages), fetched
+
+    password_file = root / "pw"
+    password_file.write_text(server.password)
+    config_path = root / "mailbot.toml"
+    config_path.write_text(
+        config_text(
+            imap_port=server.port,
+            username=server.username,
+            password_file=password_file,
+            database_url=url,
+            state_dir=root,
+            smtp_port=smtp.port,
         )
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-m", "mailbot", "--config", str(config_path), "run", "--once"],
-            capture_output=True,
-            text=True,
-        )
-        run_seconds = time.perf_counter() - started
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if result.returncode:
-            print(result.stderr[-3000:], file=sys.stderr)
-            return None
-        return {
-            "append_rate": len(messages) / append_seconds,
-            "fetch_rate": len(messages) / fetch_seconds,
-            "fetch_seconds": fetch_seconds,
-            "run_rate": len(messages) / run_seconds,
-            "run_seconds": run_seconds,
-            # CPU of mailbot and the workers it waited for: steadier than the wall clock.
-            "cpu_ms": 1000 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-            / len(messages),
-            # ru_maxrss of children is the largest of them: mailbot or one of its workers.
-            "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-            "counts": server.folder_counts("INBOX", "Processed", "Quarantine"),
-            "sent": len(smtp.messages),
-        }
-    finally:
-        smtp.stop()
-        server.destroy()
-        drop_database(url)
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "mailbot", "--config", str(config_path), "run", "--once"],
+        capture_output=True,
+        text=True,
+    )
+    run_seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if result.returncode:
+        print(result.stderr[-3000:], file=sys.stderr)
+        return None
+    return {
+        "append_rate": len(messages) / append_seconds,
+        "fetch_rate": len(messages) / fetch_seconds,
+        "fetch_seconds": fetch_seconds,
+        "run_rate": len(messages) / run_seconds,
+        "run_seconds": run_seconds,
+        # CPU of mailbot and the workers it waited for: steadier than the wall clock.
+        "cpu_ms": 1000 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        / len(messages),
+        # ru_maxrss of children is the largest of them: mailbot or one of its workers.
+        "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "counts": server.folder_counts("INBOX", "Processed", "Quarantine"),
+        "sent": len(smtp.messages),
+    }
 
 
 if __name__ == "__main__":

@@ -99,10 +99,7 @@ class ExaminePool:
         return found + from_pool
 
     def _examine_here(self, work: Sequence[Work]) -> list[Examined]:
-        return [
-            examine(raw, self.config, rules=self.rules, too_large=too_large)
-            for raw, too_large in work
-        ]
+        return _examine_all(work, self.config, self.rules)
 
     def close(self) -> None:
         if self._executor is not None:
@@ -155,7 +152,10 @@ def _exit_with_parent() -> None:
 
 
 def _examine_chunk(work: list[Work]) -> list[Examined]:
-    config = _worker["config"]
-    rules = _worker["rules"]
-    return [examine(raw, config, rules=rules, too_large=too_large)  # type: ignore[arg-type]
-            for raw, too_large in work]
+    return _examine_all(work, _worker["config"], _worker["rules"])  # type: ignore[arg-type]
+
+
+def _examine_all(
+    work: Sequence[Work], config: Config, rules: TriageRules | None
+) -> list[Examined]:
+    return [examine(raw, config, rules=rules, too_large=too_large) for raw, too_large in work]

@@ -3,19 +3,24 @@ databases, each on loopback and thrown away after the test."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mailbot import config as config_module
-from mailbot.devservers import Dovecot, SmtpSink, config_text, dovecot_available
+from mailbot.devservers import (
+    POSTGRES_ADMIN_URL,
+    Dovecot,
+    SmtpSink,
+    config_text,
+    dovecot_available,
+    throwaway_postgres_database,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 SAMPLES = SHARED / "samples"
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def sample_bytes(name: str) -> bytes:
@@ -44,16 +49,11 @@ def _postgres_database() -> Iterator[str]:
     try:
         import psycopg
 
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
     except Exception as exc:  # noqa: BLE001
         pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({exc.__class__.__name__})")
-    name = f"mailbot_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
