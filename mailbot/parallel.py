@@ -102,8 +102,10 @@ class ExaminePool:
         return _examine_all(work, self.config, self.rules)
 
     def close(self) -> None:
+        # Every result is in by now; the workers wind down while this process sends and
+        # syncs (the interpreter joins them at exit) rather than holding it up.
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
 
     def __enter__(self) -> ExaminePool:
