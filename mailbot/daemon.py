@@ -26,13 +26,16 @@ from mailbot.health import DATABASE, MAILBOX, SMTP, OutageMonitor
 from mailbot.logs import event
 from mailbot.outbox import SendSummary
 from mailbot.pipeline import Pipeline
+from mailbot.runtime import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
 
 def run_once(config: Config, sessions: sessionmaker[Session]) -> int:
+    pipeline = Pipeline(config, sessions)
+    tune_garbage_collector()
     try:
-        summary = Pipeline(config, sessions).run_once()
+        summary = pipeline.run_once()
     except MailboxError as exc:
         event(log, logging.ERROR, "poll_failed", error=str(exc))
         print(f"mailbot: {exc}", file=sys.stderr)
@@ -55,6 +58,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.idle = None
+        tune_garbage_collector()
 
     def poll(self) -> None:
         with self.one_at_a_time:

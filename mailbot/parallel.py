@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from mailbot.config import Config
 from mailbot.examine import Examined, examine, triage_rules
 from mailbot.logs import event
+from mailbot.runtime import tune_garbage_collector
 from mailbot.triage import TriageRules
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ def _start_worker(config: Config) -> None:
     # The rules are read again rather than sent: compiled, they are large to pickle.
     _worker["config"] = config
     _worker["rules"] = triage_rules(config)
+    tune_garbage_collector()
 
 
 def _exit_with_parent() -> None:
