@@ -23,7 +23,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
@@ -329,14 +329,10 @@ def _send_one(
     sent_folder: SentFolder,
     summary: SendSummary,
 ) -> SmtpConnection | None:
-    with sessions() as session:
-        row = session.get(OutboxEmail, email_id)
-        if row is None or row.status != Status.QUEUED or row.raw is None:
-            return smtp
-        row.status = Status.SENDING
-        row.attempts += 1
-        session.commit()
-        raw, recipient = row.raw, row.recipient
+    claimed = claim(sessions, email_id)
+    if claimed is None:
+        return smtp
+    raw, recipient = claimed
     failpoint(BEFORE_SMTP)
     error: Exception | None = None
     try:
@@ -389,14 +385,41 @@ def _backoff(attempts: int, base_seconds: int) -> timedelta:
     return timedelta(seconds=min(base_seconds * 2 ** (attempts - 1), 3600))
 
 
+def claim(sessions: sessionmaker[Session], email_id: int) -> tuple[bytes, str] | None:
+    """Mark one queued email `sending`, durably, before it goes anywhere. Only a row still
+    queued is claimed, so two senders (the daemon and a member of staff's approval, say)
+    never both send it. Single statements: this runs once per email sent."""
+    with sessions() as session:
+        claimed = session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == email_id)
+            .where(OutboxEmail.status == Status.QUEUED)
+            .where(OutboxEmail.raw.is_not(None))
+            .values(status=Status.SENDING, attempts=OutboxEmail.attempts + 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            return None
+        raw, recipient = session.execute(
+            select(OutboxEmail.raw, OutboxEmail.recipient).where(OutboxEmail.id == email_id)
+        ).one()
+        session.commit()
+    return raw, recipient
+
+
 def _finish(
     sessions: sessionmaker[Session], email_id: int, status: str, *, copy_saved: bool
 ) -> None:
     with sessions() as session:
-        row = session.get(OutboxEmail, email_id)
-        assert row is not None
-        row.status, row.sent_at, row.copy_saved = status, utcnow(), copy_saved
-        row.last_error = None
+        session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == email_id)
+            .values(status=status, sent_at=utcnow(), copy_saved=copy_saved, last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+        kind, attempts = session.execute(
+            select(OutboxEmail.kind, OutboxEmail.attempts).where(OutboxEmail.id == email_id)
+        ).one()
         session.commit()
-        event(log, logging.INFO, "email_sent", outbox=row.id, kind=row.kind,
-              attempt=row.attempts, copy_saved=copy_saved)
+    event(log, logging.INFO, "email_sent", outbox=email_id, kind=kind, attempt=attempts,
+          copy_saved=copy_saved)

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from mailbot import db
 from mailbot.cli import main
 from mailbot.models import OutboxEmail
+from mailbot.outbox import claim
 from tests.conftest import sample_bytes
 from tests.forms import portal_form
 
@@ -272,3 +273,21 @@ def test_a_long_enquiry_waits_for_a_person_instead(dovecot, smtp_sink, configure
     [entry] = export(config_path, capsys)
     assert entry["is_safer_custody"] is False
     assert [d["template"] for d in entry["drafts"]] == ["signposting"]
+
+
+def test_an_email_claimed_by_one_sender_is_not_claimed_by_another(
+    dovecot, smtp_sink, configured
+):
+    smtp_sink.replies.append("451 4.3.0 Try again later")  # leaves the reply queued
+    dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
+    config_path, config = configured()
+    assert run_once(config_path) == 0
+    [row] = outbox(config)
+    engine = db.make_engine(config.database.url)
+    sessions = db.session_factory(engine)
+    first, second = claim(sessions, row.id), claim(sessions, row.id)
+    engine.dispose()
+    assert first is not None and first[1] == "sam.sample@example.net"
+    assert second is None
+    [row] = outbox(config)
+    assert (row.status, row.attempts) == ("sending", 2)
