@@ -23,7 +23,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
@@ -389,37 +389,37 @@ def claim(sessions: sessionmaker[Session], email_id: int) -> tuple[bytes, str] |
     """Mark one queued email `sending`, durably, before it goes anywhere. Only a row still
     queued is claimed, so two senders (the daemon and a member of staff's approval, say)
     never both send it. Single statements: this runs once per email sent."""
-    with sessions() as session:
-        claimed = session.execute(
-            update(OutboxEmail)
-            .where(OutboxEmail.id == email_id)
-            .where(OutboxEmail.status == Status.QUEUED)
-            .where(OutboxEmail.raw.is_not(None))
-            .values(status=Status.SENDING, attempts=OutboxEmail.attempts + 1)
-            .execution_options(synchronize_session=False)
+    outbox = OutboxEmail.__table__
+    with sessions.begin() as session:
+        connection = session.connection()
+        claimed = connection.execute(
+            outbox.update()
+            .where(outbox.c.id == email_id)
+            .where(outbox.c.status == Status.QUEUED)
+            .where(outbox.c.raw.is_not(None))
+            .values(status=Status.SENDING, attempts=outbox.c.attempts + 1)
         ).rowcount
         if claimed != 1:
             return None
-        raw, recipient = session.execute(
-            select(OutboxEmail.raw, OutboxEmail.recipient).where(OutboxEmail.id == email_id)
+        raw, recipient = connection.execute(
+            select(outbox.c.raw, outbox.c.recipient).where(outbox.c.id == email_id)
         ).one()
-        session.commit()
     return raw, recipient
 
 
 def _finish(
     sessions: sessionmaker[Session], email_id: int, status: str, *, copy_saved: bool
 ) -> None:
-    with sessions() as session:
-        session.execute(
-            update(OutboxEmail)
-            .where(OutboxEmail.id == email_id)
+    outbox = OutboxEmail.__table__
+    with sessions.begin() as session:
+        connection = session.connection()
+        connection.execute(
+            outbox.update()
+            .where(outbox.c.id == email_id)
             .values(status=status, sent_at=utcnow(), copy_saved=copy_saved, last_error=None)
-            .execution_options(synchronize_session=False)
         )
-        kind, attempts = session.execute(
-            select(OutboxEmail.kind, OutboxEmail.attempts).where(OutboxEmail.id == email_id)
+        kind, attempts = connection.execute(
+            select(outbox.c.kind, outbox.c.attempts).where(outbox.c.id == email_id)
         ).one()
-        session.commit()
     event(log, logging.INFO, "email_sent", outbox=email_id, kind=kind, attempt=attempts,
           copy_saved=copy_saved)
