@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from imap_tools import AND, H, MailBox, MailBoxStartTls, MailBoxUnencrypted
-from imap_tools.errors import ImapToolsError
+from imap_tools.errors import ImapToolsError, MailboxFolderCreateError
 from imap_tools.errors import MailboxLoginError as ImapToolsLoginError
 
 from mailbot.config import MailboxSettings
@@ -133,9 +133,16 @@ class Mailbox:
 
     def ensure_folders(self, *names: str) -> None:
         for name in names:
-            if not self.client.folder.exists(name):
+            if self.client.folder.exists(name):
+                continue
+            try:
                 self.client.folder.create(name)
-                event(log, logging.INFO, "mailbox_folder_created", folder=name)
+            except MailboxFolderCreateError:
+                # Another connection (ours or a person's) may have made it meanwhile.
+                if not self.client.folder.exists(name):
+                    raise
+                continue
+            event(log, logging.INFO, "mailbox_folder_created", folder=name)
 
     def select(self, folder: str) -> int | None:
         """Select a folder read-write and return its UIDVALIDITY."""

@@ -308,3 +308,21 @@ def test_header_fields_alone_can_be_fetched(dovecot, make_config):
         b"Message-ID: <sample-05@example.com>",
     ]
     assert dovecot.folder_counts("INBOX")["INBOX"] == 2  # read, not moved or changed
+
+
+def test_a_folder_made_by_another_connection_meanwhile_is_not_an_error(dovecot, make_config):
+    _, config = make_config()
+    with Mailbox.connect(config.mailbox) as mailbox, Mailbox.connect(config.mailbox) as other:
+        # Both look before either creates: the situation of two connections at once.
+        assert not mailbox.client.folder.exists("Sent")
+        other.ensure_folders("Sent")
+        looked, asked = mailbox.client.folder.exists, []
+
+        def exists(name: str) -> bool:  # its first look came before the other made it
+            asked.append(name)
+            return len(asked) > 1 and looked(name)
+
+        mailbox.client.folder.exists = exists
+        mailbox.ensure_folders("Sent")
+        assert len(asked) == 2
+    assert dovecot.folder_counts("Sent") == {"Sent": 0}
