@@ -53,11 +53,15 @@ def draft_message(config: Config, draft: Draft, in_reply_to: str | None) -> byte
 def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> None:
     folders = config.drafts
     mailbox.ensure_folders(folders.drafts_folder, config.mailbox.sent_folder)
+    # A commit after each step, and no flush while the mailbox is being read: this runs
+    # beside sending, and SQLite has one writer, who must not wait on a server.
     with sessions() as session:
         _place_open_drafts(config, session, mailbox)
+        session.commit()
         _remove_decided_drafts(config, session, mailbox)
         session.commit()
-        _record_staff_responses(config, session, mailbox)
+        with session.no_autoflush:
+            _record_staff_responses(config, session, mailbox)
         session.commit()
 
 
@@ -102,7 +106,6 @@ def _remove_decided_drafts(config: Config, session: Session, mailbox: Mailbox) -
 def _record_staff_responses(config: Config, session: Session, mailbox: Mailbox) -> None:
     folder = config.mailbox.sent_folder
     state = session.get(MailboxState, folder) or MailboxState(folder=folder)
-    session.add(state)
     uidvalidity, uids = mailbox.uids_after(folder, state.last_uid)
     if state.uidvalidity is not None and state.uidvalidity != uidvalidity:
         uidvalidity, uids = mailbox.uids_after(folder, None)
@@ -128,6 +131,7 @@ def _record_staff_responses(config: Config, session: Session, mailbox: Mailbox) 
     state.uidvalidity = uidvalidity
     if uids:
         state.last_uid = max(uids)
+    session.add(state)
 
 
 def _concern_answered(session: Session, msg: EmailMessage) -> Contact | None:

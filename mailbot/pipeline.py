@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -94,8 +95,7 @@ class Pipeline:
                 self._process_inbox(mailbox, uidvalidity, summary)
             self._alert_template_problems()
             self.check_deadlines()
-            summary.sending = self.send()
-            self.sync_mail_client()
+            summary.sending = self._send_and_sync_mail_client()
         except Exception as exc:
             self._note_poll(started, error=f"{exc.__class__.__name__}: {exc}")
             raise
@@ -143,6 +143,15 @@ class Pipeline:
             settle_sent(session)
             session.commit()
         return summary
+
+    def _send_and_sync_mail_client(self) -> SendSummary | None:
+        """Sending and the mail-client sync touch different rows and folders, each on its
+        own connections, and mostly wait on a server: they run side by side."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-client") as executor:
+            syncing = executor.submit(self.sync_mail_client)
+            sending = self.send()
+            syncing.result()
+        return sending
 
     def sync_mail_client(self) -> None:
         """Drafts into the Drafts folder, decided ones out, staff responses from Sent."""
