@@ -28,6 +28,7 @@ from mailbot.fetch import Mailbox
 from mailbot.logs import event
 from mailbot.models import Contact, Draft, MailboxState, OutboxEmail, utcnow
 from mailbot.outbox import SmtpConnection, enqueue, send_due
+from mailbot.parsers.mime import POLICY, WIRE_POLICY
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,7 @@ class OutageMonitor:
 
     def _leave_in_mailbox(self, subject: str, text: str) -> None:
         folder = self.config.alerts.mailbox_folder
-        msg = EmailMessage()
+        msg = EmailMessage(policy=POLICY)
         msg["From"] = self.config.smtp.from_address
         msg["To"] = self.config.mailbox.username
         msg["Subject"] = subject
@@ -221,7 +222,7 @@ class OutageMonitor:
         try:
             with Mailbox.connect(self.config.mailbox) as mailbox:
                 mailbox.ensure_folders(folder)
-                mailbox.append(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")), folder,
+                mailbox.append(msg.as_bytes(policy=WIRE_POLICY), folder,
                                flags=())
             event(log, logging.WARNING, "outage_alert_left_in_mailbox", folder=folder)
         except Exception as exc:  # noqa: BLE001

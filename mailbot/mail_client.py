@@ -26,7 +26,14 @@ from mailbot.drafts import Status as DraftStatus
 from mailbot.fetch import Mailbox
 from mailbot.logs import event
 from mailbot.models import Contact, Draft, MailboxState, OutboxEmail, StoredMessage, utcnow
-from mailbot.parsers.mime import body_text, header_text, html_to_text, read_message
+from mailbot.parsers.mime import (
+    POLICY,
+    WIRE_POLICY,
+    body_text,
+    header_text,
+    html_to_text,
+    read_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +41,7 @@ REFERENCE = re.compile(r"\[(SC-\d{4}-\d{5})\]")
 
 
 def draft_message(config: Config, draft: Draft, in_reply_to: str | None) -> bytes:
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = Address(addr_spec=config.smtp.from_address)
     if draft.recipient:
         msg["To"] = Address(addr_spec=draft.recipient)
@@ -47,7 +54,7 @@ def draft_message(config: Config, draft: Draft, in_reply_to: str | None) -> byte
     msg.set_content(draft.body_text)
     if draft.body_html:
         msg.add_alternative(draft.body_html, subtype="html")
-    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    return msg.as_bytes(policy=WIRE_POLICY)
 
 
 def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> None:

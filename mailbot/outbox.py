@@ -30,6 +30,7 @@ from mailbot.config import Config
 from mailbot.failpoints import AFTER_SMTP_ACCEPT, BEFORE_SMTP, failpoint
 from mailbot.logs import event
 from mailbot.models import OutboxEmail, utcnow
+from mailbot.parsers.mime import POLICY, WIRE_POLICY
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def enqueue(
         session.add(row)
         return row
 
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = Address(addr_spec=config.smtp.from_address)
     msg["To"] = Address(addr_spec=recipient)
     msg["Subject"] = row.subject
@@ -167,8 +168,7 @@ def enqueue(
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
-    # SMTP and IMAP both want CRLF; smtplib sends bytes exactly as given.
-    row.raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    row.raw = msg.as_bytes(policy=WIRE_POLICY)
     session.add(row)
     return row
 
