@@ -47,14 +47,21 @@ def worker_count(config: Config) -> int:
     return max(0, min((cpus or 1) - 1, MAX_WORKERS))
 
 
+# Messages a task: small enough that this process can take over what no worker has
+# started, large enough that sending the task costs little beside examining it.
+CHUNK = 25
+
+
 @dataclass
 class PendingBatch:
-    """A batch being examined: its first `here` messages by this process when their
-    results are asked for, the rest by the pool (`futures`, in order)."""
+    """A batch being examined: `futures` hold its chunks of CHUNK messages, in order
+    (none when it is all examined here)."""
 
     work: list[Work]
     futures: list[Future[list[Examined]]]
-    here: int = 0
+
+    def chunks(self) -> list[list[Work]]:
+        return [self.work[i : i + CHUNK] for i in range(0, len(self.work), CHUNK)]
 
 
 class ExaminePool:
@@ -65,39 +72,46 @@ class ExaminePool:
         self._executor: ProcessPoolExecutor | None = None
         self._broken = workers < 1
 
-    def submit(self, work: list[Work], *, share: bool = False) -> PendingBatch:
-        """Start examining WORK in the pool, split between the workers; with `share`,
-        this process takes its part too (while the workers start, it has nothing else
-        to do)."""
+    def submit(self, work: list[Work]) -> PendingBatch:
+        """Start examining WORK in the pool, a chunk a task."""
         if self._broken or not work:
-            return PendingBatch(work, [], len(work))
-        here = len(work) // (self.workers + 1) if share else 0
+            return PendingBatch(work, [])
         try:
             executor = self._start()
-            size = -(-(len(work) - here) // self.workers)
-            futures = [
-                executor.submit(_examine_chunk, work[i : i + size])
-                for i in range(here, len(work), size)
-            ]
+            futures = [executor.submit(_examine_chunk, work[i : i + CHUNK])
+                       for i in range(0, len(work), CHUNK)]
         except Exception as exc:  # noqa: BLE001 - examined here instead
             self._give_up(exc)
-            return PendingBatch(work, [], len(work))
-        return PendingBatch(work, futures, here)
+            return PendingBatch(work, [])
+        return PendingBatch(work, futures)
 
     def results(self, pending: PendingBatch) -> list[Examined]:
-        """What was found for the batch; what the pool could not do is done here."""
-        found = self._examine_here(pending.work[: pending.here])
+        """What was found for the batch. Chunks no worker has started yet are examined
+        here, last first, rather than waited for: while the workers start (the first
+        batch), or when they fall behind. What the pool could not do is done here."""
+        chunks = pending.chunks()
         if not pending.futures or self._broken:  # broken: already said, once
-            return found + self._examine_here(pending.work[len(found) :])
+            return self._examine_here(pending.work)
+        found: list[list[Examined] | None] = [None] * len(chunks)
+        while True:
+            unstarted = next((i for i in reversed(range(len(chunks)))
+                              if found[i] is None and pending.futures[i].cancel()), None)
+            if unstarted is None:
+                break
+            found[unstarted] = self._examine_here(chunks[unstarted])
         try:
-            from_pool = [examined for f in pending.futures for examined in f.result()]
-            if len(found) + len(from_pool) != len(pending.work):
-                raise RuntimeError(
-                    f"{len(from_pool)} results for {len(pending.work) - len(found)} messages")
+            for index, future in enumerate(pending.futures):
+                if found[index] is None:
+                    from_pool = future.result()
+                    if len(from_pool) != len(chunks[index]):
+                        raise RuntimeError(
+                            f"{len(from_pool)} results for {len(chunks[index])} messages")
+                    found[index] = from_pool
         except Exception as exc:  # noqa: BLE001 - examined here instead
             self._give_up(exc)
-            from_pool = self._examine_here(pending.work[len(found) :])
-        return found + from_pool
+        return [examined
+                for index, chunk in enumerate(chunks)
+                for examined in (found[index] or self._examine_here(chunk))]
 
     def _examine_here(self, work: Sequence[Work]) -> list[Examined]:
         return _examine_all(work, self.config, self.rules)

@@ -168,19 +168,19 @@ class Pipeline:
         self, mailbox: Mailbox, uidvalidity: int | None, summary: RunSummary
     ) -> None:
         """Every message in the inbox, a batch at a time. With a backlog, the pool examines
-        each batch while this process stores the one before; the first batch is shared
-        with this process, which has nothing stored yet."""
+        each batch while this process stores the one before; what no worker has started
+        when this process needs it (the first batch, while they start) it does itself."""
         uids = mailbox.uids()
         size = self.config.mailbox.batch_size
         batches = [uids[start : start + size] for start in range(0, len(uids), size)]
         workers = worker_count(self.config) if len(batches) > 1 else 0
         with ExaminePool(self.config, self.rules, workers) as pool:
             waiting: tuple[list[FetchedMessage], PendingBatch] | None = None
-            for number, batch in enumerate(batches):
+            for batch in batches:
                 fetched = list(mailbox.fetch(batch))
                 summary.fetched += len(fetched)
                 work = [(item.raw, item.too_large) for item in fetched]
-                pending = pool.submit(work, share=number == 0)
+                pending = pool.submit(work)
                 if waiting is not None:
                     self._process_batch(mailbox, *waiting, pool, uidvalidity, summary)
                 waiting = (fetched, pending)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.examine import examine, triage_rules
-from mailbot.parallel import ExaminePool, worker_count
+from mailbot.parallel import CHUNK, ExaminePool, worker_count
 from tests.conftest import SHARED, sample_bytes
 from tests.forms import portal_form
 
@@ -32,14 +32,24 @@ def examined_here(config, work):  # type: ignore[no-untyped-def]
     return [examine(raw, config, rules=rules, too_large=large) for raw, large in work]
 
 
-@pytest.mark.parametrize("share", [False, True])
-def test_workers_find_exactly_what_this_process_finds(offline_config, share):
+def test_workers_find_exactly_what_this_process_finds(offline_config):
     work = backlog()
     with ExaminePool(offline_config, triage_rules(offline_config), 2) as pool:
-        pending = pool.submit(work, share=share)
-        assert len(pending.futures) == 2  # split between the workers
-        assert pending.here == (len(work) // 3 if share else 0)
+        pending = pool.submit(work)
+        assert len(pending.futures) == -(-len(work) // CHUNK)
         found = pool.results(pending)
+    assert found == examined_here(offline_config, work)
+
+
+def test_what_no_worker_has_started_is_examined_here(offline_config):
+    work = backlog() * 4
+    with ExaminePool(offline_config, triage_rules(offline_config), 1) as pool:
+        pool._start().submit(time.sleep, 2)  # the one worker is busy
+        pending = pool.submit(work)
+        found = pool.results(pending)
+        # Taken over rather than waited for: all but the chunk already handed to the
+        # busy worker's queue.
+        assert sum(f.cancelled() for f in pending.futures) >= len(pending.futures) - 1
     assert found == examined_here(offline_config, work)
 
 
@@ -60,12 +70,12 @@ def test_no_worker_outlives_a_killed_mailbot():
     code = (
         "import time\n"
         "from mailbot.config import from_dict\n"
-        "from mailbot.parallel import ExaminePool\n"
+        "from mailbot.parallel import CHUNK, ExaminePool\n"
         "config = from_dict({'prison': {'name': 'HMP Exampletown'},"
         " 'mailbox': {'host': 'localhost', 'username': 'u', 'password_env': 'UNUSED'},"
         " 'smtp': {'host': 'localhost', 'from_address': 'sc@prison.example'}})\n"
         "pool = ExaminePool(config, None, 2)\n"
-        "pool.results(pool.submit([(b'x', False), (b'y', False)]))\n"
+        "pool.results(pool.submit([(b'x', False)] * 2 * CHUNK))\n"
         "print(*[p.pid for p in pool._executor._processes.values()], flush=True)\n"
         "time.sleep(600)\n"
     )
