@@ -11,7 +11,7 @@ import signal
 
 AFTER_COMMIT = "after_commit"  # ingest: batch committed, messages not yet moved
 BEFORE_SMTP = "before_smtp"  # outbox: email claimed as sending, not yet handed to SMTP
-AFTER_SMTP_ACCEPT = "after_smtp_accept"  # outbox: SMTP accepted it, not yet marked sent
+AFTER_SMTP_ACCEPT = "after_smtp_accept"  # outbox: SMTP accepted it, marked sent, not filed
 
 
 def failpoint(name: str) -> None:

@@ -2,8 +2,11 @@
 
 An email is built once, with its own Message-ID, and stored as the exact bytes to send;
 retries resend those bytes. The sender claims an email (`sending`), hands it to SMTP,
-saves a copy in the mailbox's Sent folder, then marks it `sent`. After a crash, an email
-left `sending` is looked up in the Sent folder by its Message-ID: found means it went.
+and marks it `sent` the moment the server has accepted it: only a crash in those few
+milliseconds can send it twice. Its copy is then filed in the mailbox's Sent folder on a
+thread of its own while the next email goes to SMTP. After a crash, an email left
+`sending` is looked up in the Sent folder by its Message-ID (found means it went) and
+otherwise sent again; a copy a crash or the mailbox left unfiled is filed on a later pass.
 Temporary SMTP failures (4xx, lost connections) are retried with backoff; permanent ones
 (5xx) mark the email `failed`, visible to staff.
 """
@@ -16,6 +19,7 @@ import socket
 import ssl
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from email.headerregistry import Address
@@ -237,20 +241,75 @@ def send_due(
                 .where(OutboxEmail.next_attempt_at <= utcnow())
                 .order_by(OutboxEmail.id)
             ).scalars().all()
-        if not due:
+            unfiled = _unfiled_copies(session) if open_mailbox is not None else []
+        if not due and not unfiled:
             return summary
-        smtp: SmtpConnection | None = None
-        try:
-            for email_id in due:
-                smtp = _send_one(config, sessions, email_id, smtp, sent_folder, summary)
-                if summary.connection_error:
-                    break  # the server is down: the rest wait for the next pass
-        finally:
-            if smtp is not None:
-                smtp.close()
+        with Filer(sessions, sent_folder) as filer:
+            for email_id, message_id, raw in unfiled:
+                filer.file(email_id, raw, unless_there=message_id)
+            smtp: SmtpConnection | None = None
+            try:
+                for email_id in due:
+                    smtp = _send_one(config, sessions, email_id, smtp, filer, summary)
+                    if summary.connection_error:
+                        break  # the server is down: the rest wait for the next pass
+            finally:
+                if smtp is not None:
+                    smtp.close()
     finally:
         sent_folder.close()
     return summary
+
+
+# How long a copy that could not be filed is tried again, once a pass.
+FILING_RETRY = timedelta(days=1)
+
+
+def _unfiled_copies(session: Session) -> list[tuple[int, str, bytes]]:
+    rows = session.execute(
+        select(OutboxEmail.id, OutboxEmail.message_id, OutboxEmail.raw)
+        .where(OutboxEmail.status == Status.SENT)
+        .where(OutboxEmail.copy_saved.is_(False))
+        .where(OutboxEmail.raw.is_not(None))
+        .where(OutboxEmail.sent_at >= utcnow() - FILING_RETRY)
+        .order_by(OutboxEmail.id)
+    ).all()
+    return [(email_id, message_id, raw) for email_id, message_id, raw in rows]
+
+
+class Filer:
+    """Files the copies of sent emails in the Sent folder, on a thread of its own, so the
+    next email goes to SMTP while the mailbox stores this one's copy. A copy that cannot
+    be filed is said in the log and leaves the email `sent`, with `copy_saved` false."""
+
+    def __init__(self, sessions: sessionmaker[Session], sent_folder: SentFolder) -> None:
+        self.sessions = sessions
+        self.sent_folder = sent_folder
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sent-copies")
+
+    def file(self, email_id: int, raw: bytes, *, unless_there: str | None = None) -> None:
+        """File RAW; with `unless_there` (its Message-ID), only if no copy is there yet."""
+        self.executor.submit(self._file, email_id, raw, unless_there)
+
+    def _file(self, email_id: int, raw: bytes, unless_there: str | None) -> None:
+        try:
+            there = unless_there is not None and self.sent_folder.contains(unless_there)
+            if not (there or self.sent_folder.save(raw)):
+                return  # save() said why
+            outbox = OutboxEmail.__table__
+            with self.sessions.begin() as session:
+                session.connection().execute(
+                    outbox.update().where(outbox.c.id == email_id).values(copy_saved=True)
+                )
+        except Exception as exc:  # noqa: BLE001 - the email went; the copy is tried again
+            event(log, logging.WARNING, "sent_copy_not_saved", outbox=email_id,
+                  error=exc.__class__.__name__)
+
+    def __enter__(self) -> Filer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.executor.shutdown(wait=True)
 
 
 def _recover_interrupted(
@@ -326,7 +385,7 @@ def _send_one(
     sessions: sessionmaker[Session],
     email_id: int,
     smtp: SmtpConnection | None,
-    sent_folder: SentFolder,
+    filer: Filer,
     summary: SendSummary,
 ) -> SmtpConnection | None:
     claimed = claim(sessions, email_id)
@@ -345,9 +404,9 @@ def _send_one(
             smtp.close()
         smtp = None
     if error is None:
-        copy_saved = sent_folder.save(raw)
+        _mark_sent(sessions, email_id)
         failpoint(AFTER_SMTP_ACCEPT)
-        _finish(sessions, email_id, Status.SENT, copy_saved=copy_saved)
+        filer.file(email_id, raw)
         summary.sent += 1
         return smtp
     code = _smtp_code(error)
@@ -407,19 +466,17 @@ def claim(sessions: sessionmaker[Session], email_id: int) -> tuple[bytes, str] |
     return raw, recipient
 
 
-def _finish(
-    sessions: sessionmaker[Session], email_id: int, status: str, *, copy_saved: bool
-) -> None:
+def _mark_sent(sessions: sessionmaker[Session], email_id: int) -> None:
+    """Durably `sent`, straight after the SMTP server accepted it (its copy comes later)."""
     outbox = OutboxEmail.__table__
     with sessions.begin() as session:
         connection = session.connection()
         connection.execute(
             outbox.update()
             .where(outbox.c.id == email_id)
-            .values(status=status, sent_at=utcnow(), copy_saved=copy_saved, last_error=None)
+            .values(status=Status.SENT, sent_at=utcnow(), copy_saved=False, last_error=None)
         )
         kind, attempts = connection.execute(
             select(outbox.c.kind, outbox.c.attempts).where(outbox.c.id == email_id)
         ).one()
-    event(log, logging.INFO, "email_sent", outbox=email_id, kind=kind, attempt=attempts,
-          copy_saved=copy_saved)
+    event(log, logging.INFO, "email_sent", outbox=email_id, kind=kind, attempt=attempts)

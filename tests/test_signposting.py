@@ -17,7 +17,7 @@ from sqlalchemy import select
 from mailbot import db
 from mailbot.cli import main
 from mailbot.models import OutboxEmail
-from mailbot.outbox import claim
+from mailbot.outbox import claim, send_due
 from tests.conftest import sample_bytes
 from tests.forms import portal_form
 
@@ -222,7 +222,8 @@ def test_kill_during_sending_then_a_new_run_delivers_exactly_once(
     assert run_once(config_path) == 0
     delivered = sorted(r for m in smtp_sink.messages for r in m["rcpt_tos"])
     assert delivered == ["other.family@example.org", "sam.sample@example.net"]
-    assert [r.status for r in outbox(config)] == ["sent", "sent"]
+    assert [(r.status, r.copy_saved) for r in outbox(config)] == [("sent", True)] * 2
+    assert dovecot.folder_counts("Sent") == {"Sent": 2}  # a copy each, filed once
 
 
 def test_one_automatic_reply_per_address_per_day(dovecot, smtp_sink, configured):
@@ -291,3 +292,24 @@ def test_an_email_claimed_by_one_sender_is_not_claimed_by_another(
     assert second is None
     [row] = outbox(config)
     assert (row.status, row.attempts) == ("sending", 2)
+
+
+def test_a_copy_the_mailbox_could_not_take_is_filed_on_a_later_pass(
+    dovecot, smtp_sink, configured
+):
+    smtp_sink.replies.append("451 4.3.0 Try again later")  # leaves the reply queued
+    dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
+    config_path, config = configured()
+    assert run_once(config_path) == 0
+    engine = db.make_engine(config.database.url)
+    send_due(config, db.session_factory(engine), open_mailbox=None)  # the mailbox is down
+    engine.dispose()
+    [row] = outbox(config)
+    assert (row.status, row.copy_saved) == ("sent", False)
+    assert run_once(config_path) == 0
+    [row] = outbox(config)
+    assert (row.status, row.copy_saved) == ("sent", True)
+    assert dovecot.folder_counts("Sent") == {"Sent": 1}
+    assert len(smtp_sink.messages) == 1
+    assert run_once(config_path) == 0
+    assert dovecot.folder_counts("Sent") == {"Sent": 1}  # filed once
