@@ -24,7 +24,7 @@ from mailbot.drafts import settle_sent
 from mailbot.examine import Examined, triage_rules
 from mailbot.failpoints import AFTER_COMMIT, failpoint
 from mailbot.fetch import FetchedMessage, Mailbox
-from mailbot.logs import event
+from mailbot.logs import event, lines_held
 from mailbot.models import Disposition, MailboxState, StoredMessage, utcnow
 from mailbot.outbox import SendSummary, send_due
 from mailbot.parallel import ExaminePool, PendingBatch, worker_count
@@ -196,8 +196,19 @@ class Pipeline:
         uidvalidity: int | None,
         summary: RunSummary,
     ) -> None:
+        with lines_held():
+            self._store_and_move(mailbox, fetched, pool.results(pending), uidvalidity,
+                                 summary)
+
+    def _store_and_move(
+        self,
+        mailbox: Mailbox,
+        fetched: list[FetchedMessage],
+        examined: list[Examined],
+        uidvalidity: int | None,
+        summary: RunSummary,
+    ) -> None:
         settings = self.config.mailbox
-        examined = pool.results(pending)
         destinations: dict[str, list[int]] = {"processed": [], "quarantine": []}
         with self.sessions() as session, one_version_of_templates():
             hashes = {f.uid: _identity(f) for f in fetched}
