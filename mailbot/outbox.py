@@ -446,8 +446,8 @@ def _backoff(attempts: int, base_seconds: int) -> timedelta:
 
 def claim(sessions: sessionmaker[Session], email_id: int) -> tuple[bytes, str] | None:
     """Mark one queued email `sending`, durably, before it goes anywhere. Only a row still
-    queued is claimed, so two senders (the daemon and a member of staff's approval, say)
-    never both send it. Single statements: this runs once per email sent."""
+    queued is claimed, so two senders at work at once (the daemon and a member of staff's
+    approval, say) never both claim it. Single statements: this runs once per email sent."""
     outbox = OutboxEmail.__table__
     with sessions.begin() as session:
         connection = session.connection()
