@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import select
@@ -276,18 +277,27 @@ def test_a_long_enquiry_waits_for_a_person_instead(dovecot, smtp_sink, configure
     assert [d["template"] for d in entry["drafts"]] == ["signposting"]
 
 
-def test_an_email_claimed_by_one_sender_is_not_claimed_by_another(
-    dovecot, smtp_sink, configured
-):
-    smtp_sink.replies.append("451 4.3.0 Try again later")  # leaves the reply queued
+@contextmanager
+def one_reply_queued(dovecot, smtp_sink, configured):  # type: ignore[no-untyped-def]
+    """A run that leaves one signposting reply queued (the SMTP server said try later),
+    and sessions on its database."""
+    smtp_sink.replies.append("451 4.3.0 Try again later")
     dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
     config_path, config = configured()
     assert run_once(config_path) == 0
-    [row] = outbox(config)
     engine = db.make_engine(config.database.url)
-    sessions = db.session_factory(engine)
-    first, second = claim(sessions, row.id), claim(sessions, row.id)
-    engine.dispose()
+    try:
+        yield config_path, config, db.session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def test_an_email_claimed_by_one_sender_is_not_claimed_by_another(
+    dovecot, smtp_sink, configured
+):
+    with one_reply_queued(dovecot, smtp_sink, configured) as (_, config, sessions):
+        [row] = outbox(config)
+        first, second = claim(sessions, row.id), claim(sessions, row.id)
     assert first is not None and first[1] == "sam.sample@example.net"
     assert second is None
     [row] = outbox(config)
@@ -297,13 +307,8 @@ def test_an_email_claimed_by_one_sender_is_not_claimed_by_another(
 def test_a_copy_the_mailbox_could_not_take_is_filed_on_a_later_pass(
     dovecot, smtp_sink, configured
 ):
-    smtp_sink.replies.append("451 4.3.0 Try again later")  # leaves the reply queued
-    dovecot.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
-    config_path, config = configured()
-    assert run_once(config_path) == 0
-    engine = db.make_engine(config.database.url)
-    send_due(config, db.session_factory(engine), open_mailbox=None)  # the mailbox is down
-    engine.dispose()
+    with one_reply_queued(dovecot, smtp_sink, configured) as (config_path, config, sessions):
+        send_due(config, sessions, open_mailbox=None)  # the mailbox is down
     [row] = outbox(config)
     assert (row.status, row.copy_saved) == ("sent", False)
     assert run_once(config_path) == 0
