@@ -186,6 +186,18 @@ class SendSummary:
     # Set when the mail server itself could not be reached (not a refused email).
     connection_error: str | None = None
 
+    def then(self, later: SendSummary | None) -> SendSummary:
+        """Both passes together; whether the server answered is what the later one found."""
+        if later is None:
+            return self
+        return SendSummary(
+            sent=self.sent + later.sent,
+            retrying=later.retrying,
+            failed=self.failed + later.failed,
+            recovered=self.recovered + later.recovered,
+            connection_error=later.connection_error,
+        )
+
 
 class SentFolder:
     """The mailbox's Sent folder, through an IMAP connection opened on demand."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,6 +71,51 @@ def _body_bytes(raw: bytes | None) -> bytes | None:
     return b""
 
 
+class _BacklogSender:
+    """Sends what each committed batch of a backlog queued, on a thread of its own, while
+    the next batch is stored: an urgent alert goes out as the backlog is worked through,
+    not after all of it, and sending mostly waits on servers. One pass at a time, each
+    sending (and marking) all it claims, as the outbox's exactly-once rules want; the run's
+    own pass afterwards sends the rest. A mail server that cannot be reached ends it."""
+
+    # Each email is a dozen waits on a socket or the database, and after each one this
+    # thread must win the interpreter back from the one storing batches. With Python's
+    # 5 ms switch interval an email took about 60 ms instead of 7; 2 ms measured best
+    # (0.5 ms slowed the storing more than it sped the sending).
+    SWITCH_INTERVAL = 0.002
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.summary = SendSummary()
+        self.wanted = threading.Event()
+        self.finishing = False
+        self.switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(self.SWITCH_INTERVAL)
+        self.thread = threading.Thread(target=self._run, name="backlog-sender", daemon=True)
+        self.thread.start()
+
+    def batch_committed(self) -> None:
+        self.wanted.set()
+
+    def finish(self) -> SendSummary:
+        self.finishing = True
+        self.wanted.set()
+        self.thread.join()
+        sys.setswitchinterval(self.switch_interval)
+        return self.summary
+
+    def _run(self) -> None:
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            if self.finishing:
+                return
+            sent = self.pipeline._send_queued()
+            if sent is None or sent.connection_error:
+                return  # said in the log; the run's own pass tries once more
+            self.summary = self.summary.then(sent)
+
+
 class Pipeline:
     """One pass over the inbox: what `run --once` and each scheduled poll do."""
 
@@ -95,7 +142,8 @@ class Pipeline:
                 self._process_inbox(mailbox, uidvalidity, summary)
             self._alert_template_problems()
             self.check_deadlines()
-            summary.sending = self._send_and_sync_mail_client()
+            sending = self._send_and_sync_mail_client()
+            summary.sending = summary.sending.then(sending) if summary.sending else sending
         except Exception as exc:
             self._note_poll(started, error=f"{exc.__class__.__name__}: {exc}")
             raise
@@ -132,17 +180,20 @@ class Pipeline:
     def send(self) -> SendSummary | None:
         """Send what is queued (alerts first in line, as queued). A failure here never
         undoes what was logged: it is reported, and the emails stay queued."""
-        settings = self.config.mailbox
-        summary = None
-        try:
-            summary = send_due(self.config, self.sessions, lambda: Mailbox.connect(settings))
-        except Exception as exc:  # noqa: BLE001
-            event(log, logging.ERROR, "sending_failed",
-                  error=f"{exc.__class__.__name__}: {exc}"[:500])
+        summary = self._send_queued()
         with self.sessions() as session:
             settle_sent(session)
             session.commit()
         return summary
+
+    def _send_queued(self) -> SendSummary | None:
+        settings = self.config.mailbox
+        try:
+            return send_due(self.config, self.sessions, lambda: Mailbox.connect(settings))
+        except Exception as exc:  # noqa: BLE001
+            event(log, logging.ERROR, "sending_failed",
+                  error=f"{exc.__class__.__name__}: {exc}"[:500])
+            return None
 
     def _send_and_sync_mail_client(self) -> SendSummary | None:
         """Sending and the mail-client sync touch different rows and folders, each on its
@@ -174,18 +225,25 @@ class Pipeline:
         size = self.config.mailbox.batch_size
         batches = [uids[start : start + size] for start in range(0, len(uids), size)]
         workers = worker_count(self.config) if len(batches) > 1 else 0
-        with ExaminePool(self.config, self.rules, workers) as pool:
-            waiting: tuple[list[FetchedMessage], PendingBatch] | None = None
-            for batch in batches:
-                fetched = list(mailbox.fetch(batch))
-                summary.fetched += len(fetched)
-                work = [(item.raw, item.too_large) for item in fetched]
-                pending = pool.submit(work)
+        sender = _BacklogSender(self) if len(batches) > 1 else None
+        try:
+            with ExaminePool(self.config, self.rules, workers) as pool:
+                waiting: tuple[list[FetchedMessage], PendingBatch] | None = None
+                for batch in batches:
+                    fetched = list(mailbox.fetch(batch))
+                    summary.fetched += len(fetched)
+                    work = [(item.raw, item.too_large) for item in fetched]
+                    pending = pool.submit(work)
+                    if waiting is not None:
+                        self._process_batch(mailbox, *waiting, pool, uidvalidity, summary)
+                        if sender is not None:
+                            sender.batch_committed()
+                    waiting = (fetched, pending)
                 if waiting is not None:
                     self._process_batch(mailbox, *waiting, pool, uidvalidity, summary)
-                waiting = (fetched, pending)
-            if waiting is not None:
-                self._process_batch(mailbox, *waiting, pool, uidvalidity, summary)
+        finally:
+            if sender is not None:
+                summary.sending = sender.finish()
 
     def _process_batch(
         self,
@@ -248,14 +306,19 @@ class Pipeline:
         earlier = recorded_by_message_id(session, (e.message_id for _, e in new))
         try:
             self._prepare_batch(session, new)
-            with session.begin_nested():
+            # Built without a flush, then written by one. On SQLite the transaction so
+            # opens with a write, and holds the write lock for the flush and the commit
+            # only: sending (or staff approving a draft) can commit meanwhile.
+            with session.no_autoflush:
                 results = self._record_all(session, new, hashes, dict(known), earlier,
                                            uidvalidity, isolate=False)
-                session.flush()
+            session.flush()
             known.update({hashes[item.uid]: s for item, s in results if s is not None})
             return results
         except Exception:  # noqa: BLE001 - retried below, one message at a time
             log.debug("batch insert failed; recording one at a time", exc_info=True)
+            session.rollback()
+            session.info.clear()  # what was cached belonged to the transaction undone
         finally:
             deadlines.end_batch(session)
         earlier = recorded_by_message_id(session, (e.message_id for _, e in new))

@@ -22,6 +22,7 @@ from mailbot.fetch import Mailbox
 from mailbot.models import Disposition, StoredMessage
 from mailbot.pipeline import Pipeline
 from tests.conftest import SHARED, sample_bytes
+from tests.forms import portal_form
 
 pytestmark = pytest.mark.servers
 
@@ -326,3 +327,24 @@ def test_a_folder_made_by_another_connection_meanwhile_is_not_an_error(dovecot, 
         mailbox.ensure_folders("Sent")
         assert len(asked) == 2
     assert dovecot.folder_counts("Sent") == {"Sent": 0}
+
+
+def test_a_message_the_database_refuses_does_not_hold_back_its_batch(dovecot, make_config):
+    for text in ("He is low.", "REFUSE ME: the database will not take this one.", "Visits?"):
+        dovecot.append(portal_form(text=text))
+    path, config = make_config()
+    engine = db.make_engine(config.database.url)
+    db.upgrade(engine)
+    with engine.begin() as connection:  # the batch's single flush fails on this one row
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON contacts"
+            " WHEN NEW.concern_text LIKE 'REFUSE ME%'"
+            " BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+        )
+    assert main(["--config", str(path), "run", "--once"]) == 0
+    with db.session_factory(engine)() as session:
+        dispositions = sorted(m.disposition for m in session.scalars(select(StoredMessage)))
+    engine.dispose()
+    assert dispositions == ["logged", "logged", "quarantined"]
+    assert dovecot.folder_counts("INBOX", "Processed", "Quarantine") == {
+        "INBOX": 0, "Processed": 2, "Quarantine": 1}

@@ -318,3 +318,26 @@ def test_a_copy_the_mailbox_could_not_take_is_filed_on_a_later_pass(
     assert len(smtp_sink.messages) == 1
     assert run_once(config_path) == 0
     assert dovecot.folder_counts("Sent") == {"Sent": 1}  # filed once
+
+
+def test_a_backlog_is_answered_while_it_is_stored_and_each_email_goes_once(
+    dovecot, smtp_sink, make_config
+):
+    families = [f"family{i}@example.org" for i in range(5)]
+    for address in families[:2]:
+        dovecot.append(portal_form(email=address, topic="Visits",
+                                   text="What time do visits start on a Sunday?"))
+    dovecot.append(
+        portal_form(topic="Something else", urgency="It is not urgent", text=THREAT_TO_LIFE)
+    )
+    for address in families[2:]:
+        dovecot.append(portal_form(email=address, topic="Property",
+                                   text="Where do I send his clothes?"))
+    path, config = make_config(smtp_port=smtp_sink.port, extra=ALERTS,
+                               mailbox_extra="batch_size = 2")  # three batches
+    assert run_once(str(path)) == 0
+    delivered = sorted(r for m in smtp_sink.messages for r in m["rcpt_tos"])
+    assert delivered == sorted([*families, URGENT, SAFETY_TEAM])
+    assert {(r.status, r.copy_saved) for r in outbox(config)} == {("sent", True)}
+    assert run_once(str(path)) == 0
+    assert len(smtp_sink.messages) == len(delivered)
