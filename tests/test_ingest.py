@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -348,3 +349,38 @@ def test_a_message_the_database_refuses_does_not_hold_back_its_batch(dovecot, ma
     assert dispositions == ["logged", "logged", "quarantined"]
     assert dovecot.folder_counts("INBOX", "Processed", "Quarantine") == {
         "INBOX": 0, "Processed": 2, "Quarantine": 1}
+
+
+def test_another_writer_committing_throughout_a_backlog_costs_no_message(
+    dovecot, make_config
+):
+    for number in range(40):
+        dovecot.append(portal_form(text=f"He owes money on the wing, day {number}."))
+    path, config = make_config(mailbox_extra="batch_size = 8")
+    engine = db.make_engine(config.database.url)
+    db.upgrade(engine)
+    done, commits = threading.Event(), []
+
+    def other_writer() -> None:  # staff approving drafts while the daemon works, say
+        while not done.is_set():
+            with engine.begin() as connection:
+                connection.exec_driver_sql(
+                    "INSERT INTO reference_counters (year, last_number) VALUES (1900, 0)"
+                    " ON CONFLICT (year) DO UPDATE SET last_number = last_number + 1")
+            commits.append(1)
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    try:
+        assert main(["--config", str(path), "run", "--once"]) == 0
+    finally:
+        done.set()
+        writer.join()
+    with db.session_factory(engine)() as session:
+        dispositions = {m.disposition for m in session.scalars(select(StoredMessage))}
+        recorded = session.scalar(select(func.count()).select_from(StoredMessage))
+    engine.dispose()
+    assert commits  # it really did write meanwhile
+    assert (recorded, dispositions) == (40, {"logged"})
+    assert dovecot.folder_counts("INBOX", "Processed") == {"INBOX": 0, "Processed": 40}
