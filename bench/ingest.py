@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 from mailbot.devservers import (  # noqa: E402
     Dovecot,
     SmtpSink,
-    config_text,
     throwaway_postgres_database,
+    write_config,
 )
 from tests.forms import portal_form  # noqa: E402
 
@@ -123,19 +123,7 @@ def _timed_run(messages: list[bytes], root: Path, server: Dovecot, smtp: SmtpSin
     fetch_seconds = time.perf_counter() - started
     assert fetched == len(messages), fetched
 
-    password_file = root / "pw"
-    password_file.write_text(server.password)
-    config_path = root / "mailbot.toml"
-    config_path.write_text(
-        config_text(
-            imap_port=server.port,
-            username=server.username,
-            password_file=password_file,
-            database_url=url,
-            state_dir=root,
-            smtp_port=smtp.port,
-        )
-    )
+    config_path = write_config(root, server, smtp, database_url=url)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(

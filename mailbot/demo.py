@@ -14,30 +14,17 @@ import tempfile
 from pathlib import Path
 
 from mailbot.cli import main as mailbot
-from mailbot.devservers import Dovecot, SmtpSink, config_text, dovecot_available
+from mailbot.devservers import Dovecot, SmtpSink, dovecot_available, write_config
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SAMPLES = REPO.parent / "shared" / "samples"
 DEFAULT_BOUNCES = REPO.parent / "shared" / "realworld" / "bounces"
 
 
-def write_config(root: Path, imap: Dovecot, smtp: SmtpSink) -> Path:
-    password_file = root / "imap-password"
-    password_file.write_text(imap.password + "\n")
-    path = root / "mailbot.toml"
-    path.write_text(
-        config_text(
-            imap_port=imap.port,
-            username=imap.username,
-            password_file=password_file,
-            database_url=f"sqlite:///{root / 'mailbot.sqlite3'}",
-            state_dir=root,
-            smtp_port=smtp.port,
-            extra='[alerts]\nsafety_team = ["safety.team@prison.example"]\n'
-            'urgent = ["duty.governor@prison.example"]\n',
-        )
-    )
-    return path
+ALERTS = """[alerts]
+safety_team = ["safety.team@prison.example"]
+urgent = ["duty.governor@prison.example"]
+"""
 
 
 def run(samples: Path, keep: bool) -> int:
@@ -54,7 +41,7 @@ def run(samples: Path, keep: bool) -> int:
         bounces = sorted(DEFAULT_BOUNCES.glob("*.eml"))[:3]
         for path in bounces:
             imap.append(path.read_bytes())
-        config = str(write_config(root, imap, smtp))
+        config = str(write_config(root, imap, smtp, extra=ALERTS))
         print(f"== seeded the demo inbox with {len(seeded)} samples and {len(bounces)} bounces")
         print(f"== mailbot --config {config} run --once")
         status = mailbot(["--config", config, "run", "--once"])

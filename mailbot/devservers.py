@@ -240,6 +240,29 @@ class _SinkHandler:
         return "250 Message accepted for delivery"
 
 
+def write_config(
+    root: Path, imap: Dovecot, smtp: SmtpSink, *, database_url: str | None = None,
+    extra: str = "",
+) -> Path:
+    """`mailbot.toml` in ROOT for these servers, the IMAP password in a file beside it;
+    the database is SQLite in ROOT unless another URL is given."""
+    password_file = root / "imap-password"
+    password_file.write_text(imap.password + "\n")
+    path = root / "mailbot.toml"
+    path.write_text(
+        config_text(
+            imap_port=imap.port,
+            username=imap.username,
+            password_file=password_file,
+            database_url=database_url or f"sqlite:///{root / 'mailbot.sqlite3'}",
+            state_dir=root,
+            smtp_port=smtp.port,
+            extra=extra,
+        )
+    )
+    return path
+
+
 def config_text(
     *,
     imap_port: int,
