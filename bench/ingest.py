@@ -123,7 +123,7 @@ def _timed_run(messages: list[bytes], root: Path, server: Dovecot, smtp: SmtpSin
     fetch_seconds = time.perf_counter() - started
     assert fetched == len(messages), fetched
 
-    config_path = write_config(root, server, smtp, database_url=url)
+    config_path = write_config(root, server, smtp.port, database_url=url)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(

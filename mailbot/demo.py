@@ -41,7 +41,7 @@ def run(samples: Path, keep: bool) -> int:
         bounces = sorted(DEFAULT_BOUNCES.glob("*.eml"))[:3]
         for path in bounces:
             imap.append(path.read_bytes())
-        config = str(write_config(root, imap, smtp, extra=ALERTS))
+        config = str(write_config(root, imap, smtp.port, extra=ALERTS))
         print(f"== seeded the demo inbox with {len(seeded)} samples and {len(bounces)} bounces")
         print(f"== mailbot --config {config} run --once")
         status = mailbot(["--config", config, "run", "--once"])

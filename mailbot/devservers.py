@@ -241,11 +241,17 @@ class _SinkHandler:
 
 
 def write_config(
-    root: Path, imap: Dovecot, smtp: SmtpSink, *, database_url: str | None = None,
+    root: Path,
+    imap: Dovecot,
+    smtp_port: int,
+    *,
+    database_url: str | None = None,
+    state_dir: Path | None = None,
     extra: str = "",
+    mailbox_extra: str = "",
 ) -> Path:
     """`mailbot.toml` in ROOT for these servers, the IMAP password in a file beside it;
-    the database is SQLite in ROOT unless another URL is given."""
+    the database is SQLite in ROOT, and the state is kept in ROOT, unless told otherwise."""
     password_file = root / "imap-password"
     password_file.write_text(imap.password + "\n")
     path = root / "mailbot.toml"
@@ -255,9 +261,10 @@ def write_config(
             username=imap.username,
             password_file=password_file,
             database_url=database_url or f"sqlite:///{root / 'mailbot.sqlite3'}",
-            state_dir=root,
-            smtp_port=smtp.port,
+            state_dir=state_dir or root,
+            smtp_port=smtp_port,
             extra=extra,
+            mailbox_extra=mailbox_extra,
         )
     )
     return path

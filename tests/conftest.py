@@ -13,9 +13,9 @@ from mailbot.devservers import (
     POSTGRES_ADMIN_URL,
     Dovecot,
     SmtpSink,
-    config_text,
     dovecot_available,
     throwaway_postgres_database,
+    write_config,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,21 +80,9 @@ def make_config(tmp_path: Path, dovecot: Dovecot):  # type: ignore[no-untyped-de
         extra: str = "",
         mailbox_extra: str = "",
     ):
-        password_file = tmp_path / "imap-password"
-        password_file.write_text(dovecot.password + "\n")
-        path = tmp_path / "mailbot.toml"
-        path.write_text(
-            config_text(
-                imap_port=dovecot.port,
-                username=dovecot.username,
-                password_file=password_file,
-                database_url=database_url or f"sqlite:///{tmp_path / 'mailbot.sqlite3'}",
-                state_dir=tmp_path / "state",
-                smtp_port=smtp_port,
-                extra=extra,
-                mailbox_extra=mailbox_extra,
-            )
-        )
+        path = write_config(tmp_path, dovecot, smtp_port, database_url=database_url,
+                            state_dir=tmp_path / "state", extra=extra,
+                            mailbox_extra=mailbox_extra)
         return path, config_module.load(path)
 
     return make

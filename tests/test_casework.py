@@ -11,10 +11,10 @@ from sqlalchemy import select
 from mailbot import db
 from mailbot.cli import main
 from mailbot.concern import ParsedContact, Source
+from mailbot.devservers import config_text
 from mailbot.examine import Examined
 from mailbot.models import AuditEvent, Disposition
 from mailbot.store import record
-from tests.conftest import config_text
 
 
 @pytest.fixture
