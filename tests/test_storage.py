@@ -11,6 +11,7 @@ from mailbot import db
 from mailbot.concern import Flag, ParsedContact, Prisoner, Source, Submitter
 from mailbot.examine import Examined
 from mailbot.models import Contact, Disposition, StoredMessage
+from mailbot.outbox import enqueue, recently_auto_replied
 from mailbot.store import allocate_reference, record, recorded_by_hash
 
 pytestmark = pytest.mark.servers
@@ -100,3 +101,26 @@ def test_the_same_bytes_cannot_be_recorded_twice(sessions):
         session.commit()
     with sessions() as session, pytest.raises(Exception, match="(?i)unique"):
         store(session, logged(), "d" * 64, now)
+
+
+def test_one_automatic_reply_per_address_whatever_was_flushed_or_committed_between(
+    sessions, offline_config
+):
+    def signpost(session, to: str) -> str:  # type: ignore[no-untyped-def]
+        return enqueue(session, offline_config, kind="signposting", to=to, subject="Visits",
+                       text="How to book a visit.", rate_limited=True).status
+
+    with sessions() as session, sessions() as another:
+        assert signpost(session, "family@example.org") == "queued"
+        assert signpost(session, "Family@Example.org") == "suppressed"  # not yet flushed
+        session.flush()
+        assert signpost(session, "family@example.org") == "suppressed"  # flushed
+        session.commit()
+        assert not recently_auto_replied(session, "other@example.org", timedelta(days=1))
+        session.commit()
+        assert signpost(another, "other@example.org") == "queued"
+        another.commit()
+        assert signpost(session, "other@example.org") == "suppressed"  # another's commit
+        assert signpost(session, "third@example.org") == "queued"
+        session.rollback()  # never sent, so it does not count
+        assert signpost(session, "third@example.org") == "queued"
