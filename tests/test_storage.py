@@ -124,3 +124,17 @@ def test_one_automatic_reply_per_address_whatever_was_flushed_or_committed_betwe
         assert signpost(session, "third@example.org") == "queued"
         session.rollback()  # never sent, so it does not count
         assert signpost(session, "third@example.org") == "queued"
+
+
+def test_the_migrations_build_the_schema_the_models_describe(database_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from mailbot.models import Base
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
