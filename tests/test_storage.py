@@ -57,6 +57,31 @@ def test_upgrade_creates_every_table_and_is_idempotent(database_url):
     engine.dispose()
 
 
+def test_schema_head_names_the_newest_migration():
+    from alembic.script import ScriptDirectory
+
+    config = db.alembic_config(db.make_engine("sqlite://"))
+    assert ScriptDirectory.from_config(config).get_current_head() == db.SCHEMA_HEAD
+
+
+def test_a_database_left_at_an_older_migration_is_upgraded(database_url):
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)
+    config = db.alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")
+    with engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() != db.SCHEMA_HEAD
+    db.upgrade(engine)
+    with engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == db.SCHEMA_HEAD
+    engine.dispose()
+
+
 def test_references_count_up_per_year(sessions):
     with sessions() as session:
         refs = [allocate_reference(session, 2026) for _ in range(3)]
