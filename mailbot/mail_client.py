@@ -57,21 +57,19 @@ def draft_message(config: Config, draft: Draft, in_reply_to: str | None) -> byte
     return msg.as_bytes(policy=WIRE_POLICY)
 
 
-def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> int:
-    """One pass; returns how many drafts it placed (at most `PLACED_PER_PASS`)."""
+def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> None:
     folders = config.drafts
     mailbox.ensure_folders(folders.drafts_folder, config.mailbox.sent_folder)
     # A commit after each step, and no flush while the mailbox is being read: this runs
     # beside sending, and SQLite has one writer, who must not wait on a server.
     with sessions() as session:
-        placed = _place_open_drafts(config, session, mailbox)
+        _place_open_drafts(config, session, mailbox)
         session.commit()
         _remove_decided_drafts(config, session, mailbox)
         session.commit()
         with session.no_autoflush:
             _record_staff_responses(config, session, mailbox)
         session.commit()
-    return placed
 
 
 # Drafts placed per pass: a backlog (after an outage, say) is spread over a few passes
@@ -79,7 +77,7 @@ def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> i
 PLACED_PER_PASS = 100
 
 
-def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> int:
+def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:
     # One query for the drafts, their contacts and the family's Message-ID, and not the
     # family's message itself (its bytes may be megabytes).
     drafts = session.execute(
@@ -98,7 +96,6 @@ def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> in
         draft.mailbox_copy = "placed"
         event(log, logging.INFO, "draft_placed_in_mailbox", draft=draft.id,
               reference=draft.contact.reference)
-    return len(drafts)
 
 
 def _remove_decided_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:

@@ -48,8 +48,6 @@ class RunSummary:
     moved_to_quarantine: int = 0
     new_references: list[str] = field(default_factory=list)
     sending: SendSummary | None = None
-    # A pass over Drafts and Sent ran during the backlog and placed all a pass may.
-    mail_client_pass_full: bool = False
 
     def count(self, disposition: str) -> None:
         self.dispositions[disposition] = self.dispositions.get(disposition, 0) + 1
@@ -78,13 +76,7 @@ class _BacklogSender:
     the next batch is stored: an urgent alert goes out as the backlog is worked through,
     not after all of it, and sending mostly waits on servers. One pass at a time, each
     sending (and marking) all it claims, as the outbox's exactly-once rules want; the run's
-    own pass afterwards sends the rest. A mail server that cannot be reached ends it.
-
-    A pass over the mail client's folders (`sync_mail_client`) runs here too, once, on a
-    thread of its own from the first committed batch: placing a pass's drafts is a hundred
-    APPENDs, which at the end of a backlog held up the run by a third of a second. When that
-    pass placed all a pass may, it is the run's; otherwise the run makes its own at the end,
-    so the drafts of later batches are not left for the next poll."""
+    own pass afterwards sends the rest. A mail server that cannot be reached ends it."""
 
     # Each email is a dozen waits on a socket or the database, and after each one this
     # thread must win the interpreter back from the one storing batches. With Python's
@@ -101,29 +93,16 @@ class _BacklogSender:
         sys.setswitchinterval(self.SWITCH_INTERVAL)
         self.thread = threading.Thread(target=self._run, name="backlog-sender", daemon=True)
         self.thread.start()
-        self.mail_client_pass: threading.Thread | None = None
-        self.drafts_placed = 0
 
     def batch_committed(self) -> None:
-        if self.mail_client_pass is None:
-            self.mail_client_pass = threading.Thread(
-                target=self._sync_mail_client, name="mail-client-sync", daemon=True
-            )
-            self.mail_client_pass.start()
         self.wanted.set()
 
-    def finish(self, summary: RunSummary) -> None:
+    def finish(self) -> SendSummary:
         self.finishing = True
         self.wanted.set()
         self.thread.join()
-        if self.mail_client_pass is not None:
-            self.mail_client_pass.join()
-            summary.mail_client_pass_full = self.drafts_placed >= mail_client.PLACED_PER_PASS
         sys.setswitchinterval(self.switch_interval)
-        summary.sending = self.summary
-
-    def _sync_mail_client(self) -> None:
-        self.drafts_placed = self.pipeline.sync_mail_client()
+        return self.summary
 
     def _run(self) -> None:
         while True:
@@ -163,10 +142,7 @@ class Pipeline:
                 self._process_inbox(mailbox, uidvalidity, summary)
             self._alert_template_problems()
             self.check_deadlines()
-            sending = (
-                self.send() if summary.mail_client_pass_full
-                else self._send_and_sync_mail_client()
-            )
+            sending = self._send_and_sync_mail_client()
             summary.sending = summary.sending.then(sending) if summary.sending else sending
         except Exception as exc:
             self._note_poll(started, error=f"{exc.__class__.__name__}: {exc}")
@@ -228,18 +204,16 @@ class Pipeline:
             syncing.result()
         return sending
 
-    def sync_mail_client(self) -> int:
-        """Drafts into the Drafts folder, decided ones out, staff responses from Sent.
-        Returns how many drafts it placed."""
+    def sync_mail_client(self) -> None:
+        """Drafts into the Drafts folder, decided ones out, staff responses from Sent."""
         if not self.config.drafts.mailbox_drafts:
-            return 0
+            return
         try:
             with Mailbox.connect(self.config.mailbox) as mailbox:
-                return mail_client.sync(self.config, self.sessions, mailbox)
+                mail_client.sync(self.config, self.sessions, mailbox)
         except Exception as exc:  # noqa: BLE001 - the log is safe; people must know
             event(log, logging.ERROR, "mail_client_sync_failed",
                   error=f"{exc.__class__.__name__}: {exc}"[:500])
-            return 0
 
     def _process_inbox(
         self, mailbox: Mailbox, uidvalidity: int | None, summary: RunSummary
@@ -269,7 +243,7 @@ class Pipeline:
                     self._process_batch(mailbox, *waiting, pool, uidvalidity, summary)
         finally:
             if sender is not None:
-                sender.finish(summary)
+                summary.sending = sender.finish()
 
     def _process_batch(
         self,
