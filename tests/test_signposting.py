@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
-from mailbot import db
+from mailbot import db, mail_client
 from mailbot.cli import main
 from mailbot.models import OutboxEmail
 from mailbot.outbox import claim, send_due
@@ -341,3 +341,19 @@ def test_a_backlog_is_answered_while_it_is_stored_and_each_email_goes_once(
     assert {(r.status, r.copy_saved) for r in outbox(config)} == {("sent", True)}
     assert run_once(str(path)) == 0
     assert len(smtp_sink.messages) == len(delivered)
+
+
+@pytest.mark.parametrize(("per_pass", "placed_by_each_run"), [(100, [5, 5]), (2, [2, 4, 5])])
+def test_a_backlog_places_its_drafts_each_once_a_pass_at_a_time(
+    dovecot, smtp_sink, make_config, monkeypatch, per_pass, placed_by_each_run
+):
+    monkeypatch.setattr(mail_client, "PLACED_PER_PASS", per_pass)
+    for i in range(5):
+        dovecot.append(portal_form(email=f"family{i}@example.org",
+                                   text="He has been self-harming again since his move."))
+    path, _config = make_config(smtp_port=smtp_sink.port, extra=ALERTS,
+                                mailbox_extra="batch_size = 2")  # three batches
+    for placed in placed_by_each_run:
+        assert run_once(str(path)) == 0
+        assert dovecot.folder_counts("Drafts") == {"Drafts": placed}
+    assert smtp_sink.messages == []
