@@ -14,10 +14,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
-
-from mailbot import __version__, db
+from mailbot import __version__
 from mailbot import config as config_module
 from mailbot.errors import DatabaseError, MailbotError
 from mailbot.logs import setup as setup_logging
@@ -148,7 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# SQLAlchemy and the database layer are imported where used, not at the top: a worker
+# process examining a backlog is spawned from this module, and needs neither.
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import OperationalError
+
     args = build_parser().parse_args(argv)
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
@@ -164,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from mailbot import db
+
     config = config_module.load(args.config)
     if args.verb == "config":
         print(f"configuration OK: {config.source}")
@@ -260,6 +265,8 @@ def _replay(config, sessions, args: argparse.Namespace) -> int:  # type: ignore[
 
 
 def _messages(config, sessions, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
     from mailbot.models import Contact, StoredMessage
 
     if args.messages_verb == "replay":
