@@ -14,7 +14,8 @@ import hashlib
 import logging
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -135,14 +136,25 @@ class Pipeline:
         summary = RunSummary()
         started = utcnow()
         try:
-            with Mailbox.connect(settings) as mailbox:
-                mailbox.ensure_folders(settings.processed_folder, settings.quarantine_folder)
-                uidvalidity = mailbox.select(settings.inbox)
-                self._note_uidvalidity(uidvalidity)
-                self._process_inbox(mailbox, uidvalidity, summary)
-            self._alert_template_problems()
-            self.check_deadlines()
-            sending = self._send_and_sync_mail_client()
+            # Sending and the mail-client pass touch different rows and folders, each on
+            # its own connections, and mostly wait on a server: they run side by side,
+            # the pass from the moment the last batch is stored.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-client") as beside:
+                mail_client_pass: list[Future[None]] = []
+
+                def inbox_done() -> None:
+                    mail_client_pass.append(beside.submit(self.sync_mail_client))
+
+                with Mailbox.connect(settings) as mailbox:
+                    mailbox.ensure_folders(settings.processed_folder, settings.quarantine_folder)
+                    uidvalidity = mailbox.select(settings.inbox)
+                    self._note_uidvalidity(uidvalidity)
+                    self._process_inbox(mailbox, uidvalidity, summary, inbox_done)
+                self._alert_template_problems()
+                self.check_deadlines()
+                sending = self.send()
+                for done in mail_client_pass:
+                    done.result()
             summary.sending = summary.sending.then(sending) if summary.sending else sending
         except Exception as exc:
             self._note_poll(started, error=f"{exc.__class__.__name__}: {exc}")
@@ -195,15 +207,6 @@ class Pipeline:
                   error=f"{exc.__class__.__name__}: {exc}"[:500])
             return None
 
-    def _send_and_sync_mail_client(self) -> SendSummary | None:
-        """Sending and the mail-client sync touch different rows and folders, each on its
-        own connections, and mostly wait on a server: they run side by side."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-client") as executor:
-            syncing = executor.submit(self.sync_mail_client)
-            sending = self.send()
-            syncing.result()
-        return sending
-
     def sync_mail_client(self) -> None:
         """Drafts into the Drafts folder, decided ones out, staff responses from Sent."""
         if not self.config.drafts.mailbox_drafts:
@@ -216,11 +219,16 @@ class Pipeline:
                   error=f"{exc.__class__.__name__}: {exc}"[:500])
 
     def _process_inbox(
-        self, mailbox: Mailbox, uidvalidity: int | None, summary: RunSummary
+        self,
+        mailbox: Mailbox,
+        uidvalidity: int | None,
+        summary: RunSummary,
+        inbox_done: Callable[[], None],
     ) -> None:
         """Every message in the inbox, a batch at a time. With a backlog, the pool examines
         each batch while this process stores the one before; what no worker has started
-        when this process needs it (the first batch, while they start) it does itself."""
+        when this process needs it (the first batch, while they start) it does itself.
+        `inbox_done` is called once the last batch is stored, before its replies go."""
         uids = mailbox.uids()
         size = self.config.mailbox.batch_size
         batches = [uids[start : start + size] for start in range(0, len(uids), size)]
@@ -241,6 +249,7 @@ class Pipeline:
                     waiting = (fetched, pending)
                 if waiting is not None:
                     self._process_batch(mailbox, *waiting, pool, uidvalidity, summary)
+            inbox_done()
         finally:
             if sender is not None:
                 summary.sending = sender.finish()
