@@ -97,8 +97,9 @@ class _RandomHex:
     """128 random bits as hex, from the OS's generator, read 4 KiB at a time.
 
     `uuid.uuid4()` makes a system call each time, and in a backlog each one handed the
-    interpreter to another thread for a few milliseconds: 5% of the run. A process made
-    by fork() starts with an empty buffer, so no two processes share IDs."""
+    interpreter to another thread for up to its switch interval: 5% of the storing
+    thread's time. A process made by fork() starts with an empty buffer, so no two
+    processes share IDs."""
 
     SIZE = 16
     AT_ONCE = 256
