@@ -49,6 +49,8 @@ class Status:
     FAILED = "failed"
     SUPPRESSED = "suppressed"  # never sent: a rule said no (rate limit, bad address)
 
+    LIVE = (QUEUED, SENDING, SENT)  # what counts as an automatic reply already made
+
 
 class Kind:
     SIGNPOSTING = "signposting"
@@ -136,16 +138,14 @@ _AUTO_REPLIED = "mailbot.outbox.auto_replied"
 
 def recently_auto_replied(session: Session, recipient: str, window: timedelta) -> bool:
     address = recipient.lower()
-    live = (Status.QUEUED, Status.SENDING, Status.SENT)
-    return address in _auto_replied_addresses(session, window, live) or any(
-        isinstance(other, OutboxEmail) and other.automatic and other.status in live
+    return address in _auto_replied_addresses(session, window) or any(
+        isinstance(other, OutboxEmail) and other.automatic and other.status in Status.LIVE
         and other.recipient.lower() == address
         for other in session.new
     )
 
 
-def _auto_replied_addresses(session: Session, window: timedelta,
-                            live: tuple[str, ...]) -> frozenset[str]:
+def _auto_replied_addresses(session: Session, window: timedelta) -> frozenset[str]:
     """Who had an automatic reply within `window`, by what the database holds. Read once
     a transaction and flush (a backlog batch asks a hundred times), not once a reply."""
     known: tuple[timedelta, frozenset[str]] | None = session.info.get(_AUTO_REPLIED)
@@ -155,7 +155,7 @@ def _auto_replied_addresses(session: Session, window: timedelta,
         addresses = frozenset(session.scalars(
             select(func.lower(OutboxEmail.recipient))
             .where(OutboxEmail.automatic.is_(True))
-            .where(OutboxEmail.status.in_(live))
+            .where(OutboxEmail.status.in_(Status.LIVE))
             .where(OutboxEmail.created_at >= utcnow() - window)
             .distinct()
         ))
