@@ -183,7 +183,7 @@ class DraftSettings:
 
 @dataclass(frozen=True)
 class TriageSettings:
-    rules_file: str | None = None  # an admin's extended copy of mailbot/data/triage.toml
+    rules_file: str | None = None  # an admin's extended copy of mailbot/triage/rules.toml
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,171 @@
+"""Triage decides whether a family's contact is a safer custody concern, how urgent it is
+(immediate, urgent, routine, or not safer custody), what it is about, and whether the
+whole text is a routine enquiry that may be answered automatically; and it says why.
+
+The text decides, not the form: the family's chosen topic and urgency are hints that can
+only add to what the words say. A contact is `not_safer_custody` only when nothing in its
+subject or text, topic or urgency choice is a safety signal and the text holds an enquiry;
+recall beats precision. An automatic reply needs more: positive evidence that every
+sentence is routine (`accounting`), in English (`language`).
+
+The rules are data (`rules.toml`, read by `rules_file`); `reading` cuts a text into
+words, `phrases` compiles the rules' phrase syntax, `matching` finds, negates, lowers
+and combines matches. Everything here is a pure function of the text and the rules:
+compile once with `load_rules()` and reuse the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mailbot.concern import ParsedContact
+from mailbot.triage.categories import (
+    CATEGORIES,
+    ENQUIRY,
+    ENQUIRY_CATEGORIES,
+    IMMEDIATE,
+    MARKER,
+    NOT_SAFER_CUSTODY,
+    RANK,
+    ROUTINE,
+    SAFETY_CATEGORIES,
+    SAFETY_LEVELS,
+    URGENCIES,
+    URGENT,
+)
+from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
+from mailbot.triage.phrases import TriageRulesError
+from mailbot.triage.reading import clean_text, read, stem
+from mailbot.triage.rules import TriageRules
+from mailbot.triage.rules_file import default_rules_path, label_key, load_rules
+
+__all__ = [
+    "CATEGORIES", "ENQUIRY_CATEGORIES", "IMMEDIATE", "NOT_SAFER_CUSTODY", "RANK", "ROUTINE",
+    "SAFETY_CATEGORIES", "URGENCIES", "URGENT", "TriageResult", "TriageRules",
+    "TriageRulesError", "clean_text", "default_rules_path", "load_rules", "stem", "triage",
+    "triage_contact",
+]
+
+
+@dataclass(frozen=True)
+class TriageResult:
+    is_safer_custody: bool
+    categories: tuple[str, ...]
+    urgency: str  # "immediate" | "urgent" | "routine" | "not_safer_custody"
+    reasons: tuple[str, ...]
+    # Sentences that are neither recognised routine enquiry nor pleasantry: shown to
+    # staff ("mailbot could not account for: ..."); any of them rules out an automatic reply.
+    unaccounted: tuple[str, ...] = ()
+    language: str = "en"  # ISO 639-1 code of the free text, as identified
+    routine: bool = False  # the whole text is accounted for: an automatic reply may go
+
+
+def triage(
+    text: str,
+    *,
+    topic: str = "",
+    urgency_choice: str = "",
+    subject: str = "",
+    rules: TriageRules,
+) -> TriageResult:
+    """Triage one contact: its free text, and the subject, topic and urgency choice."""
+    whole = f"{subject}\n\n{text}" if subject else text
+    words = read(whole, rules.spelling)
+    matches = find(words, rules)
+    negate(matches, words, rules.negation)
+    lower(matches, words, rules.lowers)
+    combos = combine(matches, words, rules)
+    live = [m for m in matches if m.negated_by is None]
+
+    levels = [rule.level for rule, _ in combos]
+    reasons = [reason for _, reason in combos]
+    first: dict[str, Match] = {}
+    for m in live:
+        best = first.get(m.signal.name)
+        if best is None or RANK.get(m.level, -1) > RANK.get(best.level, -1):
+            first[m.signal.name] = m
+    ordered = sorted(first.values(), key=lambda m: (-RANK.get(m.level, -1), m.start))
+    safety_categories: list[str] = []
+    enquiry_categories: list[str] = []
+    for m in ordered:
+        if m.level == MARKER:
+            continue
+        quoted = excerpt(words, m.start, m.end)
+        label = m.signal.category or "safety"
+        detail = m.note or f"{m.level}, rule {m.signal.name}"
+        reasons.append(f"{label}: {quoted} ({detail})")
+        if m.level in SAFETY_LEVELS:
+            levels.append(m.level)
+            if m.signal.category:
+                safety_categories.append(m.signal.category)
+    for m in sorted(first.values(), key=lambda m: m.start):
+        if m.level == ENQUIRY:
+            enquiry_categories.append(m.signal.category)
+
+    topic_category = _form_hints(topic, urgency_choice, rules, levels, reasons)
+
+    seen_negated: set[str] = set()
+    for m in matches:
+        if m.negated_by is not None and m.signal.name not in seen_negated:
+            seen_negated.add(m.signal.name)
+            reasons.append(f"negated: {excerpt(words, m.negated_by, m.end)} "
+                           f"(rule {m.signal.name}, ignored)")
+
+    if not levels and not enquiry_categories and whole.strip():
+        # Nothing in the text says what this is: when in doubt, it is a safety concern,
+        # and a person decides; it is never signposted away on the topic alone.
+        levels.append(ROUTINE)
+        reasons.append("no enquiry recognised in the text: treated as safer custody")
+
+    combo_categories = [rule.category for rule, _ in combos]
+    categories = _unique(
+        [*safety_categories, *combo_categories, topic_category, *enquiry_categories]
+    )
+    urgency = max(levels, key=RANK.__getitem__) if levels else NOT_SAFER_CUSTODY
+    return TriageResult(
+        is_safer_custody=bool(levels),
+        categories=categories or ("other",),
+        urgency=urgency,
+        reasons=tuple(reasons),
+    )
+
+
+def _form_hints(
+    topic: str, urgency_choice: str, rules: TriageRules, levels: list[str], reasons: list[str]
+) -> str:
+    """What the family chose on the form: hints that can only add a level and a category.
+    Returns the topic's category ("" when there is none)."""
+    category = ""
+    if topic.strip():
+        hint = rules.topics.get(label_key(topic))
+        if hint is None:
+            reasons.append(f"topic hint: {topic.strip()} (not in the rules, ignored)")
+        else:
+            category, level = hint
+            if level in SAFETY_LEVELS:
+                levels.append(level)
+                reasons.append(f"topic hint: {topic.strip()} ({level})")
+            else:
+                reasons.append(f"topic hint: {topic.strip()}")
+    if urgency_choice.strip():
+        level = rules.urgency_choices.get(label_key(urgency_choice))
+        if level is not None:
+            levels.append(level)
+            reasons.append(f"urgency choice: {urgency_choice.strip()} ({level})")
+    return category
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
+def triage_contact(contact: ParsedContact, rules: TriageRules) -> TriageResult:
+    """Triage a parsed contact: its concern text, subject, topic and urgency choice."""
+    return triage(
+        contact.concern_text,
+        topic=contact.topic,
+        urgency_choice=contact.urgency_choice,
+        subject=contact.subject,
+        rules=rules,
+    )

@@ -1,0 +1,45 @@
+"""The contract between triage and the rest of mailbot: the categories a contact can be
+filed under and the urgency levels, from a threat to life down to a routine enquiry."""
+
+from __future__ import annotations
+
+SAFETY_CATEGORIES: tuple[str, ...] = (
+    "suicide_self_harm",
+    "mental_health",
+    "physical_health_medication",
+    "bullying_violence_threats",
+    "debt",
+    "drugs_alcohol",
+    "bereavement",
+    "new_to_custody",
+    "loss_of_contact",
+    "staff_conduct",
+)
+# The routine departments families write to; each has a signposting text.
+ENQUIRY_CATEGORIES: tuple[str, ...] = (
+    "visits",
+    "property",
+    "money",
+    "phone_pin",
+    "letters",
+    "release_transfer",
+    "complaint",
+    "education_work",
+    "gym",
+    "chaplaincy",
+    "healthcare_admin",
+    "sentence_planning",
+    "resettlement",
+    "other",
+)
+CATEGORIES = SAFETY_CATEGORIES + ENQUIRY_CATEGORIES
+
+IMMEDIATE, URGENT, ROUTINE = "immediate", "urgent", "routine"
+NOT_SAFER_CUSTODY = "not_safer_custody"
+URGENCIES: tuple[str, ...] = (IMMEDIATE, URGENT, ROUTINE, NOT_SAFER_CUSTODY)
+SAFETY_LEVELS: tuple[str, ...] = (IMMEDIATE, URGENT, ROUTINE)
+# Signal levels that are not safety levels: an enquiry only names a department; a marker
+# decides nothing alone and is what combinations and lowerings look for.
+ENQUIRY, MARKER = "enquiry", "marker"
+SIGNAL_LEVELS: tuple[str, ...] = SAFETY_LEVELS + (ENQUIRY, MARKER)
+RANK: dict[str, int] = {NOT_SAFER_CUSTODY: 0, ROUTINE: 1, URGENT: 2, IMMEDIATE: 3}

@@ -1,0 +1,87 @@
+"""Rule objects: each names what it looks for, the level it raises and why, so that
+every decision triage makes can be shown to staff as the rule that made it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One named rule: phrases that, when found un-negated, raise a level and category."""
+
+    name: str
+    category: str  # "" for a general safety worry or a marker
+    level: str
+    tags: frozenset[str]
+    phrases: re.Pattern[str] | None  # every phrase, on the stem/plain word string
+    regex: re.Pattern[str] | None  # compiled regex entries, on the plain string
+    unless: re.Pattern[str] | None
+    negatable: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Combination:
+    """Signals with all of `when` tags found near each other raise the urgency to `level`."""
+
+    name: str
+    when: tuple[str, ...]
+    level: str
+    within: int  # words between them; 0 = anywhere in the text
+    same_sentence: bool
+    category: str = ""  # added to the categories when it fires
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Lower:
+    """A `tags` match in the same sentence as a `near` marker (and no `unless_near`) counts
+    at `level` instead of its own: an attempt told as history is urgent, not immediate."""
+
+    name: str
+    tags: frozenset[str]
+    near: frozenset[str]
+    unless_near: frozenset[str]
+    level: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Negation:
+    window: int
+    negators: frozenset[str]
+    linking: frozenset[str]
+    coordinators: frozenset[str]
+    breakers: frozenset[str]
+    undo: re.Pattern[str] | None = None  # "never X but he is now": X counts after all
+    undo_within: int = 8
+    conditionals: frozenset[str] = frozenset()  # "if he doesnt pay up": not a denial
+
+
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """What an automatic reply needs: every sentence accounted for as routine."""
+
+    routine_words: frozenset[str]  # stems of words that may stand in a routine enquiry
+    pleasantries: re.Pattern[str] | None  # whole sentences that are greetings, thanks...
+    max_words: int
+
+
+@dataclass(frozen=True, eq=False)
+class TriageRules:
+    """Compiled triage rules: load once with `load_rules()`, reuse for every text."""
+
+    signals: tuple[Signal, ...]
+    combinations: tuple[Combination, ...]
+    lowers: tuple[Lower, ...]
+    negation: Negation
+    topics: Mapping[str, tuple[str, str]]  # normalised label -> (category, level)
+    urgency_choices: Mapping[str, str]  # normalised label -> level
+    spelling: Mapping[str, tuple[str, ...]]
+    accounting: Accounting
+    source: str = ""
