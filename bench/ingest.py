@@ -24,7 +24,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mailbot.devservers import (  # noqa: E402
+from mailbot.devtools.devservers import (  # noqa: E402
     Dovecot,
     SmtpSink,
     throwaway_postgres_database,

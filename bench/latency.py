@@ -5,7 +5,7 @@ logged it, with IMAP IDLE and with the scheduled poll alone.
 
 Three runs against one local Dovecot (and an SMTP sink for the replies):
 
-    IdleWatcher alone  mailbot.idle.IdleWatcher in this process: append -> on_new_mail, the
+    IdleWatcher alone  mailbot.mailbox.idle.IdleWatcher in this process: append -> on_new_mail, the
                        push path by itself, whatever the daemon does with it
     daemon, IDLE on    `mailbot run` with `[mailbox] idle = true`, poll_interval_seconds = 30
     daemon, IDLE off   `mailbot run` with `[mailbox] idle = false`, poll_interval_seconds =
@@ -40,8 +40,8 @@ sys.path.insert(0, str(REPO))
 
 from bench.ingest import generated_form  # noqa: E402
 from mailbot.config import MailboxSettings, from_dict  # noqa: E402
-from mailbot.devservers import Dovecot, SmtpSink, config_text  # noqa: E402
-from mailbot.idle import IdleWatcher  # noqa: E402
+from mailbot.devtools.devservers import Dovecot, SmtpSink, config_text  # noqa: E402
+from mailbot.mailbox.idle import IdleWatcher  # noqa: E402
 
 DB_POLL_SECONDS = 0.02
 IDLE_RUN_POLL_SECONDS = 30

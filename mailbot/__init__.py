@@ -1,8 +1,9 @@
 """mailbot: watches a prison's safer custody functional mailbox.
 
-The pipeline, one module a stage: fetch (IMAP) -> recognise (what is this message?)
--> parse (portal form or direct email into a concern) -> store (the communications
-log) -> move (Processed or Quarantine).
+One folder a stage: mailbox (IMAP, IDLE, SMTP) -> ingest (recognise, examine, store,
+move) using parsers and triage -> replies (alerts, signposting, drafts, the outbox) ->
+casework (deadlines, staff actions, retention) -> reports. db holds the tables, service
+the daemon and its health, cli the command line.
 """
 
 __version__ = "0.1.0"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailbot import config as config_module
-from mailbot.devservers import (
+from mailbot.devtools.devservers import (
     POSTGRES_ADMIN_URL,
     Dovecot,
     SmtpSink,

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
-from mailbot.models import ConcernAction, Contact, Draft, OutboxEmail, StoredMessage
+from mailbot.db.models import ConcernAction, Contact, Draft, OutboxEmail, StoredMessage
 
 LONDON = ZoneInfo("Europe/London")
 # The moment the seeded log is looked at: the November report, run on 2 December.

@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from mailbot import db
 from mailbot.cli import main
-from mailbot.concern import ParsedContact, Source
-from mailbot.devservers import config_text
-from mailbot.examine import Examined
-from mailbot.models import AuditEvent, Disposition
-from mailbot.store import record
+from mailbot.db.models import AuditEvent, Disposition
+from mailbot.devtools.devservers import config_text
+from mailbot.ingest.examine import Examined
+from mailbot.ingest.store import record
+from mailbot.parsers.contact import ParsedContact, Source
 
 
 @pytest.fixture

@@ -147,7 +147,7 @@ def test_a_database_outage_is_left_in_the_mailbox_and_its_recovery_emailed(
     dovecot, smtp_sink, make_config
 ):
     from mailbot import db
-    from mailbot.health import DATABASE, OutageMonitor
+    from mailbot.service.health import DATABASE, OutageMonitor
 
     _, config = make_config(
         smtp_port=smtp_sink.port,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from mailbot import db
 from mailbot.cli import main
-from mailbot.models import AuditEvent, Draft
+from mailbot.db.models import AuditEvent, Draft
 from tests.conftest import REPO, sample_bytes
 from tests.forms import portal_form
 

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailbot.config import from_dict
-from mailbot.examine import examine
-from mailbot.export import to_csv
-from mailbot.models import Disposition
+from mailbot.db.models import Disposition
+from mailbot.ingest.examine import examine
+from mailbot.reports.export import to_csv
 from mailbot.triage import load_rules
 from tests.conftest import sample_bytes
 from tests.forms import portal_form

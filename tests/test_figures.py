@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailbot import db
 from mailbot.config import Config
-from mailbot.figures import (
+from mailbot.reports.figures import (
     Figure,
     contacts_received,
     figures_for_months,

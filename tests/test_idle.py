@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from mailbot.config import MailboxSettings, from_dict
-from mailbot.devservers import Dovecot, free_port
-from mailbot.idle import IdleWatcher
+from mailbot.devtools.devservers import Dovecot, free_port
+from mailbot.mailbox.idle import IdleWatcher
 
 pytestmark = pytest.mark.servers
 
@@ -121,7 +121,7 @@ def test_new_mail_is_announced_within_seconds(dovecot, tmp_path, watch):
 
 
 def test_idle_is_renewed_on_the_same_connection(dovecot, tmp_path, watch, caplog):
-    caplog.set_level(logging.DEBUG, logger="mailbot.idle")
+    caplog.set_level(logging.DEBUG, logger="mailbot.mailbox.idle")
     watcher, seen = watch(mailbox_settings(dovecot, tmp_path), renew_seconds=1)
     time.sleep(3)
 
@@ -213,7 +213,7 @@ def test_stop_while_waiting_to_reconnect_returns_promptly(tmp_path, watch):
 
 
 def test_refused_login_is_logged_as_an_error_and_retried(dovecot, tmp_path, watch, caplog):
-    caplog.set_level(logging.INFO, logger="mailbot.idle")
+    caplog.set_level(logging.INFO, logger="mailbot.mailbox.idle")
     watcher, seen = watch(
         mailbox_settings(dovecot, tmp_path, password="wrong"), connect=False,
         reconnect_max_seconds=60,
@@ -231,7 +231,7 @@ def test_refused_login_is_logged_as_an_error_and_retried(dovecot, tmp_path, watc
 
 
 def test_a_failing_callback_does_not_stop_the_watcher(dovecot, tmp_path, watch, caplog):
-    caplog.set_level(logging.INFO, logger="mailbot.idle")
+    caplog.set_level(logging.INFO, logger="mailbot.mailbox.idle")
     calls: list[float] = []
     notified = threading.Event()
 

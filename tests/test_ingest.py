@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 
 from mailbot import db
 from mailbot.cli import main
-from mailbot.fetch import Mailbox
-from mailbot.models import Disposition, StoredMessage
-from mailbot.pipeline import Pipeline
+from mailbot.db.models import Disposition, StoredMessage
+from mailbot.ingest.pipeline import Pipeline
+from mailbot.mailbox.fetch import Mailbox
 from tests.conftest import SHARED, sample_bytes
 from tests.forms import portal_form
 

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mailbot.config import OfficeHoursSettings
-from mailbot.office_hours import in_office_hours
+from mailbot.reports.office_hours import in_office_hours
 
 DEFAULT = OfficeHoursSettings()
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mailbot.outbox import UnsafeRecipient, new_message_id, single_address
+from mailbot.replies.outbox import UnsafeRecipient, new_message_id, single_address
 
 
 def test_message_ids_are_unique_well_formed_and_carry_our_reference(offline_config):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.examine import examine, triage_rules
-from mailbot.parallel import CHUNK, ExaminePool, worker_count
+from mailbot.ingest.examine import examine, triage_rules
+from mailbot.ingest.parallel import CHUNK, ExaminePool, worker_count
 from tests.conftest import SHARED, sample_bytes
 from tests.forms import portal_form
 
@@ -55,7 +55,7 @@ def test_what_no_worker_has_started_is_examined_here(offline_config):
 
 def test_a_broken_pool_costs_time_not_messages(offline_config, caplog):
     work = backlog()
-    caplog.set_level(logging.WARNING, logger="mailbot.parallel")
+    caplog.set_level(logging.WARNING, logger="mailbot.ingest.parallel")
     with ExaminePool(offline_config, triage_rules(offline_config), 1) as pool:
         pool._start().submit(os._exit, 1)  # a worker dies, as if killed by the OOM killer
         first, second = pool.submit(work), pool.submit(work)
@@ -70,7 +70,7 @@ def test_no_worker_outlives_a_killed_mailbot():
     code = (
         "import time\n"
         "from mailbot.config import from_dict\n"
-        "from mailbot.parallel import CHUNK, ExaminePool\n"
+        "from mailbot.ingest.parallel import CHUNK, ExaminePool\n"
         "config = from_dict({'prison': {'name': 'HMP Exampletown'},"
         " 'mailbox': {'host': 'localhost', 'username': 'u', 'password_env': 'UNUSED'},"
         " 'smtp': {'host': 'localhost', 'from_address': 'sc@prison.example'}})\n"

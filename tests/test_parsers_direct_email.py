@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailbot.concern import Flag, ParsedContact, Source
 from mailbot.config import from_dict
+from mailbot.parsers.contact import Flag, ParsedContact, Source
 from mailbot.parsers.direct_email import parse_direct_email
 from mailbot.parsers.mime import read_message
 

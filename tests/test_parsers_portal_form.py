@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailbot.concern import Flag, FormParseError, ParsedContact, Source
 from mailbot.config import DEFAULT_LABELS, from_dict
+from mailbot.parsers.contact import Flag, FormParseError, ParsedContact, Source
 from mailbot.parsers.mime import read_message
 from mailbot.parsers.portal_form import normalise_prisoner_number, parse_portal_form
 

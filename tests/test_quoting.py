@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 from mailbot.config import from_dict
-from mailbot.examine import examine
+from mailbot.ingest.examine import examine
 from mailbot.parsers.quoting import new_text
 from mailbot.replies.policy import preview
 from mailbot.triage import load_rules

@@ -12,13 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailbot.config import from_dict
-from mailbot.parsers.mime import read_message
-from mailbot.recognise import (
+from mailbot.ingest.recognise import (
     MessageKind,
     Recognition,
     recognise,
     recognise_bytes,
 )
+from mailbot.parsers.mime import read_message
 
 SHARED = Path(__file__).parent.parent.parent / "shared"
 SAMPLES = SHARED / "samples"

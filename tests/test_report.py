@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from mailbot import db
 from mailbot.config import Config
-from mailbot.figures import monthly_figures
-from mailbot.models import Contact
-from mailbot.report import bar_chart, percent_text, trend_chart, write_report
+from mailbot.db.models import Contact
+from mailbot.reports.figures import monthly_figures
+from mailbot.reports.report import bar_chart, percent_text, trend_chart, write_report
 from tests.seed import SEED_NOW, seed_log
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from mailbot import db
 from mailbot.cli import main
-from mailbot.figures import monthly_figures
-from mailbot.models import JSON, Base, Contact
+from mailbot.db.models import JSON, Base, Contact
+from mailbot.reports.figures import monthly_figures
 from tests.forms import portal_form
 
 pytestmark = pytest.mark.servers

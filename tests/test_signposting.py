@@ -15,10 +15,11 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import select
 
-from mailbot import db, mail_client
+from mailbot import db
 from mailbot.cli import main
-from mailbot.models import OutboxEmail
-from mailbot.outbox import claim, send_due
+from mailbot.db.models import OutboxEmail
+from mailbot.mailbox import mail_client
+from mailbot.replies.outbox import claim, send_due
 from tests.conftest import sample_bytes
 from tests.forms import portal_form
 

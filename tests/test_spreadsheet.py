@@ -17,10 +17,11 @@ from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.orm import Session
 
-from mailbot import db, spreadsheet
+from mailbot import db
 from mailbot.config import Config
-from mailbot.models import ConcernAction, Contact, Draft, StoredMessage
-from mailbot.spreadsheet import FIGURES_SHEET, LOG_COLUMNS, LOG_SHEET, write_xlsx
+from mailbot.db.models import ConcernAction, Contact, Draft, StoredMessage
+from mailbot.reports import spreadsheet
+from mailbot.reports.spreadsheet import FIGURES_SHEET, LOG_COLUMNS, LOG_SHEET, write_xlsx
 
 HOSTILE_NAME = '=HYPERLINK("http://evil","x")'
 APRIL = (date(2026, 4, 1), date(2026, 4, 30))
@@ -31,7 +32,7 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-# A stand-in for mailbot.figures.figures_for_months, so that the log sheet and the
+# A stand-in for mailbot.reports.figures.figures_for_months, so that the log sheet and the
 # figures sheet's layout are tested whatever the real figures come to.
 @dataclass(frozen=True)
 class StubFigure:

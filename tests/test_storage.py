@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import inspect, select
 
 from mailbot import db
-from mailbot.concern import Flag, ParsedContact, Prisoner, Source, Submitter
-from mailbot.examine import Examined
-from mailbot.models import Contact, Disposition, StoredMessage
-from mailbot.outbox import enqueue, recently_auto_replied
-from mailbot.store import allocate_reference, record, recorded_by_hash
+from mailbot.db.models import Contact, Disposition, StoredMessage
+from mailbot.ingest.examine import Examined
+from mailbot.ingest.store import allocate_reference, record, recorded_by_hash
+from mailbot.parsers.contact import Flag, ParsedContact, Prisoner, Source, Submitter
+from mailbot.replies.outbox import enqueue, recently_auto_replied
 
 pytestmark = pytest.mark.servers
 
@@ -155,7 +155,7 @@ def test_the_migrations_build_the_schema_the_models_describe(database_url):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from mailbot.models import Base
+    from mailbot.db.models import Base
 
     engine = db.make_engine(database_url)
     db.upgrade(engine)

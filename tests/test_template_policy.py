@@ -38,7 +38,7 @@ NOT_CONSENTED = ("ack_no_consent", "ack_restricted", "ack_unverified")
 
 
 def full_context(**changes: Any) -> dict[str, Any]:
-    """Everything the code has to hand about a concern, as mailbot/drafts.py passes it."""
+    """Everything the code has to hand about a concern, as mailbot/replies/drafts.py passes it."""
     context: dict[str, Any] = {
         "reference": REFERENCE,
         "prison": PRISON,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from mailbot.concern import Flag, ParsedContact, Source
 from mailbot.config import Config
+from mailbot.parsers.contact import Flag, ParsedContact, Source
 from mailbot.parsers.mime import (
     body_text,
     header_addresses,

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 
 from email_validator import EmailNotValidError, validate_email
 
-from mailbot.concern import Flag, FormParseError, ParsedContact, Source
 from mailbot.config import Config
+from mailbot.parsers.contact import Flag, FormParseError, ParsedContact, Source
 from mailbot.parsers.mime import (
     TextExtractor,
     body_text,

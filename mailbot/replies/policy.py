@@ -77,7 +77,7 @@ IDENTIFYING_VARIABLES: frozenset[str] = frozenset(
     {"prisoner_name", "prisoner_number", "prisoner_location", "prisoner_dob", "establishment"}
 )
 
-# Which consent mailbot sends each acknowledgement under (mailbot/drafts.py chooses).
+# Which consent mailbot sends each acknowledgement under (mailbot/replies/drafts.py chooses).
 # policy.toml must agree; if it does not, the stricter level is applied and the
 # template is rejected until the two agree.
 ACKNOWLEDGEMENTS: dict[str, str] = {
@@ -904,7 +904,7 @@ def _parse_entry(
             Problem(
                 here,
                 f"{label} says consent = {consent}, but mailbot sends {name} under "
-                f"consent = {pinned} (mailbot/drafts.py); make them agree",
+                f"consent = {pinned} (mailbot/replies/drafts.py); make them agree",
             )
         )
         consent = min(consent, pinned, key=CONSENT_LEVELS.index)

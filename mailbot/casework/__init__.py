@@ -1,0 +1,1 @@
+"""Casework: deadlines, persistent contact, what staff did, retention and the audit trail."""

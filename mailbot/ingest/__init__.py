@@ -1,0 +1,1 @@
+"""Ingest: every message from the inbox is recognised, examined, stored and moved."""

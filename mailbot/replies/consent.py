@@ -1,0 +1,184 @@
+"""The consent register: decides what may be shared with a contact about a prisoner.
+
+Per prisoner (NOMIS number) and contact (email address, else name and phone), staff record
+what the prisoner consented to share: `none`, `wellbeing` (that they are safe and being
+supported) or `full` (actions taken: welfare check, ACCT, referrals). A contact can be
+recorded as `restricted` (restraining order, restricted contact): they only ever hear that
+their concern was received. Consent can be withdrawn at any time and withdrawal wins from
+that moment. Every change is written to the audit trail.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from mailbot.casework.audit import record_event
+from mailbot.db.models import ConsentRecord, Contact, utcnow
+from mailbot.parsers.portal_form import normalise_prisoner_number
+
+SCOPES = ("none", "wellbeing", "full")
+RESTRICTED = "restricted"
+# When several records are in force, the most protective one wins.
+_PROTECTION = {RESTRICTED: 0, "none": 1, "wellbeing": 2, "full": 3}
+
+
+class ConsentError(ValueError):
+    """A consent command that cannot be carried out (bad number, scope or contact)."""
+
+
+def contact_key(email: str = "", name: str = "", phone: str = "") -> str:
+    """One stable key per contact: the email address, else name and phone together."""
+    if email.strip():
+        return email.strip().lower()
+    digits = re.sub(r"\D", "", phone)
+    folded = " ".join(name.lower().split())
+    if not folded or not digits:
+        raise ConsentError("a contact needs an email address, or a name and a phone number")
+    return f"name:{folded}|phone:{digits}"
+
+
+def parse_contact(text: str) -> str:
+    """`jane@example.com`, or `Jane Example|07700 900123` (name and phone)."""
+    if "@" in text and "|" not in text:
+        return contact_key(email=text)
+    name, _, phone = text.partition("|")
+    return contact_key(name=name, phone=phone)
+
+
+def keys_for(contact: Contact) -> list[str]:
+    keys = []
+    if contact.submitter_email:
+        keys.append(contact_key(email=contact.submitter_email))
+    try:
+        keys.append(contact_key(name=contact.submitter_name, phone=contact.submitter_phone))
+    except ConsentError:
+        pass
+    return keys
+
+
+def _prisoner(number: str) -> str:
+    normalised = normalise_prisoner_number(number)
+    if not normalised:
+        raise ConsentError(f"{number!r} is not a prisoner number like A1234BC")
+    return normalised
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    scope: str  # restricted | none | wellbeing | full
+    record_id: int | None
+
+    @property
+    def restricted(self) -> bool:
+        return self.scope == RESTRICTED
+
+
+def in_force(
+    session: Session, prisoner_number: str, keys: list[str], at: datetime | None = None
+) -> ConsentState:
+    """What is in force for this prisoner and any of the contact's keys at `at`."""
+    if not prisoner_number or not keys:
+        return ConsentState("none", None)
+    if prisoner_number not in _prisoners_with_records(session):
+        return ConsentState("none", None)
+    at = at or utcnow()
+    records = session.execute(
+        select(ConsentRecord)
+        .where(ConsentRecord.prisoner_number == prisoner_number)
+        .where(ConsentRecord.contact_key.in_(keys))
+        .where(ConsentRecord.recorded_at <= at)
+        .where(or_(ConsentRecord.withdrawn_at.is_(None), ConsentRecord.withdrawn_at > at))
+        .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
+    ).scalars().all()
+    if not records:
+        return ConsentState("none", None)
+    restriction = next((r for r in records if r.scope == RESTRICTED), None)
+    if restriction is not None:
+        return ConsentState(RESTRICTED, restriction.id)
+    # The newest consent per key; across keys, the most protective.
+    newest: dict[str, ConsentRecord] = {}
+    for record in records:
+        newest.setdefault(record.contact_key, record)
+    chosen = min(newest.values(), key=lambda r: _PROTECTION[r.scope])
+    return ConsentState(chosen.scope, chosen.id)
+
+
+def _prisoners_with_records(session: Session) -> set[str]:
+    """Prisoner numbers the register mentions, read once per transaction: most concerns
+    are about someone with no record, and that needs no query of its own."""
+    key = ("consent_prisoners", id(session.get_transaction()))
+    cached = session.info.get(key)
+    if cached is None:
+        for old in [k for k in session.info if isinstance(k, tuple) and k[0] == key[0]]:
+            del session.info[old]
+        cached = session.info[key] = set(
+            session.execute(select(ConsentRecord.prisoner_number).distinct()).scalars()
+        )
+    return cached
+
+
+def for_contact(session: Session, contact: Contact, at: datetime | None = None) -> ConsentState:
+    return in_force(session, contact.prisoner_number, keys_for(contact), at)
+
+
+def grant(
+    session: Session, *, prisoner: str, contact: str, scope: str, by: str, note: str = ""
+) -> ConsentRecord:
+    if scope not in SCOPES:
+        raise ConsentError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
+    return _add(session, _prisoner(prisoner), parse_contact(contact), scope, by, note,
+                "consent_granted")
+
+
+def restrict(
+    session: Session, *, prisoner: str, contact: str, by: str, note: str = ""
+) -> ConsentRecord:
+    return _add(session, _prisoner(prisoner), parse_contact(contact), RESTRICTED, by, note,
+                "contact_restricted")
+
+
+def withdraw(session: Session, *, prisoner: str, contact: str, by: str, note: str = "") -> int:
+    """Withdraw every consent in force for the pair (a restriction stays). Returns how many."""
+    number, key = _prisoner(prisoner), parse_contact(contact)
+    now = utcnow()
+    records = session.execute(
+        select(ConsentRecord)
+        .where(ConsentRecord.prisoner_number == number)
+        .where(ConsentRecord.contact_key == key)
+        .where(ConsentRecord.scope != RESTRICTED)
+        .where(ConsentRecord.withdrawn_at.is_(None))
+    ).scalars().all()
+    for record in records:
+        record.withdrawn_at, record.withdrawn_by = now, by
+    record_event(session, actor=by, action="consent_withdrawn",
+                 detail={"prisoner": number, "contact": key, "records": len(records),
+                         "note": note})
+    return len(records)
+
+
+def _add(
+    session: Session, number: str, key: str, scope: str, by: str, note: str, action: str
+) -> ConsentRecord:
+    if not by.strip():
+        raise ConsentError("--by must name the member of staff recording this")
+    record = ConsentRecord(prisoner_number=number, contact_key=key, scope=scope,
+                           recorded_by=by, recorded_at=utcnow(), note=note)
+    session.add(record)
+    _prisoners_with_records(session).add(number)
+    session.flush()
+    record_event(session, actor=by, action=action,
+                 detail={"prisoner": number, "contact": key, "scope": scope, "note": note,
+                         "consent_id": record.id})
+    return record
+
+
+def listing(session: Session, prisoner: str | None = None) -> list[ConsentRecord]:
+    query = select(ConsentRecord).order_by(ConsentRecord.prisoner_number, ConsentRecord.id)
+    if prisoner:
+        query = query.where(ConsentRecord.prisoner_number == _prisoner(prisoner))
+    return list(session.execute(query).scalars())

@@ -1,0 +1,1 @@
+"""Reports: the monthly figures, the report, the xlsx log and the exports."""

@@ -1,0 +1,1 @@
+"""The service: the daemon that decides when each job runs, and its health."""

@@ -1,0 +1,229 @@
+"""Health: decides whether mailbot is working, and makes sure people hear when it is not.
+
+`mailbot status` reports the last successful poll, the last error, the inbox and
+quarantine counts, the outbox queue, drafts waiting and concerns by time left, and exits
+non-zero when unhealthy. While the daemon runs, `OutageMonitor` watches the mailbox and
+the mail server: one unreachable for longer than `[alerts] outage_minutes` is logged at
+ERROR every interval and reported once through whichever channel still works (an email
+when only the mailbox is down; the log and systemd's status line when mail cannot be
+sent); its recovery is reported once.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.casework.deadlines import hours_left, is_open
+from mailbot.config import Config
+from mailbot.db.models import Contact, Draft, MailboxState, OutboxEmail, utcnow
+from mailbot.logs import event
+from mailbot.mailbox.fetch import Mailbox
+from mailbot.parsers.mime import POLICY, WIRE_POLICY
+from mailbot.replies.outbox import SmtpConnection, enqueue, send_due
+
+log = logging.getLogger(__name__)
+
+MAILBOX, SMTP, DATABASE = "mailbox", "smtp", "database"
+
+
+@dataclass
+class Report:
+    healthy: bool
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def status(config: Config, sessions: sessionmaker[Session], *, probe: bool = True) -> Report:
+    report = Report(healthy=True)
+    now = utcnow()
+    stale_after = timedelta(
+        seconds=max(3 * config.mailbox.poll_interval_seconds, config.alerts.outage_minutes * 60)
+    )
+    with sessions() as session:
+        state = session.get(MailboxState, config.mailbox.inbox)
+        last_success = state.last_success_at if state else None
+        report.lines.append(f"last successful poll: {_ago(last_success, now)}")
+        if state and state.last_error_at:
+            report.lines.append(f"last error: {_ago(state.last_error_at, now)}: {state.last_error}")
+        if last_success is None or now - last_success > stale_after:
+            report.problems.append(f"no successful poll in the last {stale_after}")
+        if state and state.last_error_at and (
+            last_success is None or state.last_error_at > last_success
+        ):
+            report.problems.append("the last poll failed")
+        _outbox_lines(session, report)
+        _concern_lines(session, config, report, now)
+    if probe:
+        _probe_mailbox(config, report)
+        _probe_smtp(config, report)
+    report.healthy = not report.problems
+    return report
+
+
+def _outbox_lines(session: Session, report: Report) -> None:
+    counts = dict(
+        session.execute(
+            select(OutboxEmail.status, func.count()).group_by(OutboxEmail.status)
+        ).all()
+    )
+    queued, failed = counts.get("queued", 0) + counts.get("sending", 0), counts.get("failed", 0)
+    report.lines.append(f"outbox: {queued} waiting to send, {failed} failed, "
+                        f"{counts.get('sent', 0)} sent")
+    if failed:
+        report.problems.append(f"{failed} email(s) failed: see the outbox")
+    drafts_waiting = session.scalar(
+        select(func.count()).select_from(Draft).where(Draft.status == "draft")
+    )
+    report.lines.append(f"drafts awaiting approval: {drafts_waiting}")
+
+
+def _concern_lines(session: Session, config: Config, report: Report, now: datetime) -> None:
+    contacts = session.execute(
+        select(Contact)
+        .where(Contact.is_safer_custody.is_(True))
+        .where(Contact.responded_at.is_(None))
+    ).scalars()
+    buckets = {"overdue": [], "under 6 hours": [], "under 24 hours": [], "later": []}
+    for contact in contacts:
+        if not is_open(contact):
+            continue
+        left = hours_left(contact, config, now)
+        key = ("overdue" if left <= 0 else "under 6 hours" if left < 6
+               else "under 24 hours" if left < 24 else "later")
+        buckets[key].append((left, contact.reference))
+    summary = ", ".join(f"{len(v)} {k}" for k, v in buckets.items())
+    report.lines.append(f"concerns without a response: {summary}")
+    for key in ("overdue", "under 6 hours"):
+        for left, reference in sorted(buckets[key]):
+            report.lines.append(f"  {reference}: {left:+.1f} hours")
+
+
+def _probe_mailbox(config: Config, report: Report) -> None:
+    settings = config.mailbox
+    try:
+        mailbox = Mailbox.connect(settings, sleep=lambda _: None)
+    except Exception as exc:  # noqa: BLE001
+        report.problems.append(f"mailbox unreachable: {exc}")
+        return
+    with mailbox:
+        counts = []
+        for folder in (settings.inbox, settings.quarantine_folder):
+            if mailbox.client.folder.exists(folder):
+                counts.append(f"{folder} {mailbox.client.folder.status(folder)['MESSAGES']}")
+            else:
+                counts.append(f"{folder} 0")
+        report.lines.append("mailbox: " + ", ".join(counts))
+
+
+def _probe_smtp(config: Config, report: Report) -> None:
+    try:
+        SmtpConnection(config).close()
+        report.lines.append("mail server: reachable")
+    except (OSError, smtplib.SMTPException) as exc:
+        report.problems.append(f"mail server unreachable: {exc.__class__.__name__}: {exc}")
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "never"
+    minutes = int((now - moment).total_seconds() // 60)
+    return f"{moment.strftime('%Y-%m-%d %H:%M:%S')} UTC ({minutes} min ago)"
+
+
+@dataclass
+class _Channel:
+    down_since: datetime | None = None
+    alerted: bool = False
+    last_error: str = ""
+
+
+class OutageMonitor:
+    """Remembers since when the mailbox or mail server has been unreachable."""
+
+    def __init__(self, config: Config, sessions: sessionmaker[Session],
+                 notify_status: Any = None) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.channels = {MAILBOX: _Channel(), SMTP: _Channel(), DATABASE: _Channel()}
+        self.notify_status = notify_status or (lambda text: None)
+
+    def record(self, channel: str, error: str | None, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        state = self.channels[channel]
+        if error is None:
+            self.channels[channel] = _Channel()
+            if state.alerted:
+                minutes = int((now - state.down_since).total_seconds() // 60)
+                event(log, logging.WARNING, "outage_over", channel=channel, minutes=minutes)
+                self._tell(f"mailbot: the {channel} is reachable again",
+                           f"The {channel} is reachable again after about {minutes} minutes.")
+                self.notify_status(f"{channel} reachable again")
+            return
+        if state.down_since is None:
+            state.down_since = now
+        state.last_error = error
+        threshold = timedelta(minutes=self.config.alerts.outage_minutes)
+        if now - state.down_since < threshold:
+            return
+        event(log, logging.ERROR, "outage", channel=channel,
+              since=state.down_since.isoformat(), error=error[:300])
+        self.notify_status(f"{channel} unreachable since {state.down_since:%H:%M} UTC")
+        if not state.alerted:
+            state.alerted = True
+            self._tell(
+                f"mailbot: the {channel} has been unreachable since "
+                f"{state.down_since:%Y-%m-%d %H:%M} UTC",
+                f"mailbot cannot reach the {channel} (since {state.down_since:%H:%M} UTC).\n"
+                f"Last error: {error[:500]}\n\nWhile it is down, new forms are not being "
+                "logged or answered and deadline alerts may not go out. mailbot keeps "
+                "trying and will say when it recovers.",
+            )
+
+    def _tell(self, subject: str, text: str) -> None:
+        """Email the safety team; when the mail server is the thing that is down, leave
+        the alert in the mailbox itself, where staff read their mail."""
+        # Email needs both the mail server and the database (the outbox).
+        if self.channels[SMTP].down_since or self.channels[DATABASE].down_since:
+            if self.channels[MAILBOX].down_since is None:
+                self._leave_in_mailbox(subject, text)
+            return
+        if not self.config.alerts.safety_team:
+            return
+        try:
+            with self.sessions() as session:
+                for recipient in self.config.alerts.safety_team:
+                    enqueue(session, self.config, kind="outage_alert", to=recipient,
+                            subject=subject, text=text, auto_submitted="auto-generated")
+                session.commit()
+            mailbox_up = self.channels[MAILBOX].down_since is None
+            send_due(self.config, self.sessions,
+                     (lambda: Mailbox.connect(self.config.mailbox)) if mailbox_up else None)
+        except Exception as exc:  # noqa: BLE001 - the log line above already said it
+            event(log, logging.ERROR, "outage_alert_not_sent", error=exc.__class__.__name__)
+
+    def _leave_in_mailbox(self, subject: str, text: str) -> None:
+        folder = self.config.alerts.mailbox_folder
+        msg = EmailMessage(policy=POLICY)
+        msg["From"] = self.config.smtp.from_address
+        msg["To"] = self.config.mailbox.username
+        msg["Subject"] = subject
+        msg["Date"] = format_datetime(utcnow())
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(text)
+        try:
+            with Mailbox.connect(self.config.mailbox) as mailbox:
+                mailbox.ensure_folders(folder)
+                mailbox.append(msg.as_bytes(policy=WIRE_POLICY), folder,
+                               flags=())
+            event(log, logging.WARNING, "outage_alert_left_in_mailbox", folder=folder)
+        except Exception as exc:  # noqa: BLE001
+            event(log, logging.ERROR, "outage_alert_not_sent", error=exc.__class__.__name__)
