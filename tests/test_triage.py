@@ -35,7 +35,7 @@ from mailbot.triage import (
 
 REPO = Path(__file__).resolve().parent.parent
 CASES: list[dict[str, Any]] = tomllib.loads(
-    (Path(__file__).with_name("triage_cases.toml")).read_text(encoding="utf-8")
+    (Path(__file__).parent / "data" / "triage" / "main" / "team.toml").read_text(encoding="utf-8")
 )["case"]
 RULES = load_rules()
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mailbot.concern import ParsedContact
+from mailbot.parsers.contact import ParsedContact, Source
+from mailbot.triage.accounting import account
 from mailbot.triage.categories import (
     CATEGORIES,
     ENQUIRY,
     ENQUIRY_CATEGORIES,
+    IDIOM,
     IMMEDIATE,
     MARKER,
     NOT_SAFER_CUSTODY,
@@ -34,6 +36,7 @@ from mailbot.triage.categories import (
     URGENCIES,
     URGENT,
 )
+from mailbot.triage.language import Identified, assess_foreign, identify, load_languages
 from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
 from mailbot.triage.phrases import TriageRulesError
 from mailbot.triage.reading import clean_text, read, stem
@@ -59,6 +62,7 @@ class TriageResult:
     unaccounted: tuple[str, ...] = ()
     language: str = "en"  # ISO 639-1 code of the free text, as identified
     routine: bool = False  # the whole text is accounted for: an automatic reply may go
+    assessed: bool = True  # False: in a language mailbot has no rules for; tell staff now
 
 
 def triage(
@@ -68,10 +72,13 @@ def triage(
     urgency_choice: str = "",
     subject: str = "",
     rules: TriageRules,
+    names: Iterable[str] = (),
 ) -> TriageResult:
-    """Triage one contact: its free text, and the subject, topic and urgency choice."""
+    """Triage one contact: its free text, and the subject, topic and urgency choice.
+    `names` are the names the form gave (the family's, the prisoner's): words that
+    account for themselves in a routine enquiry."""
     whole = f"{subject}\n\n{text}" if subject else text
-    words = read(whole, rules.spelling)
+    words = read(whole, rules.spelling, rules.emoji)
     matches = find(words, rules)
     negate(matches, words, rules.negation)
     lower(matches, words, rules.lowers)
@@ -89,7 +96,10 @@ def triage(
     safety_categories: list[str] = []
     enquiry_categories: list[str] = []
     for m in ordered:
-        if m.level == MARKER:
+        if m.level == IDIOM:
+            reasons.append(f"figure of speech: {excerpt(words, m.start, m.end)} "
+                           f"(rule {m.signal.name}, not a signal)")
+        if m.level in (MARKER, IDIOM):
             continue
         quoted = excerpt(words, m.start, m.end)
         label = m.signal.category or "safety"
@@ -103,8 +113,6 @@ def triage(
         if m.level == ENQUIRY:
             enquiry_categories.append(m.signal.category)
 
-    topic_category = _form_hints(topic, urgency_choice, rules, levels, reasons)
-
     seen_negated: set[str] = set()
     for m in matches:
         if m.negated_by is not None and m.signal.name not in seen_negated:
@@ -112,22 +120,84 @@ def triage(
             reasons.append(f"negated: {excerpt(words, m.negated_by, m.end)} "
                            f"(rule {m.signal.name}, ignored)")
 
-    if not levels and not enquiry_categories and whole.strip():
-        # Nothing in the text says what this is: when in doubt, it is a safety concern,
-        # and a person decides; it is never signposted away on the topic alone.
+    accounted = account(words, matches, rules.accounting, names)
+    if not levels and accounted.unknown_topic:
+        # Words no rule explains: when in doubt it is a safety concern, and a person
+        # decides; it is never signposted away on one routine word.
+        levels.append(ROUTINE)
+        reasons.append("could not account for: " + " / ".join(
+            f'"{quote}"' for quote in accounted.unknown_topic[:3])
+            + " (words no rule explains: treated as safer custody)")
+    if not levels and not enquiry_categories and whole.strip() and not (
+            accounted.word_count and accounted.only_pleasantries):
+        # Nothing in the text says what this is: it is never signposted on the topic alone.
         levels.append(ROUTINE)
         reasons.append("no enquiry recognised in the text: treated as safer custody")
 
+    # The form's choices only add, unless the text itself says the safety choice was a
+    # slip ("ticked the wrong box", "he's fine") and nothing else in it is a concern.
+    reassured = next((m for m in live if m.level == MARKER
+                      and "reassurance" in m.signal.tags), None)
+    hint_levels: list[str] = []
+    topic_category = _form_hints(topic, urgency_choice, rules, hint_levels, reasons)
+    form_outweighed = bool(hint_levels) and reassured is not None and not levels
+    if form_outweighed:
+        reasons.append(f"form choice outweighed: the text says "
+                       f"{excerpt(words, reassured.start, reassured.end)}")
+    else:
+        levels.extend(hint_levels)
+
+    identified = identify(text)
+    if not identified.english and identified.confidence < 0.9 and accounted.english_share >= 0.85:
+        # Short or text-speak English that the detector is unsure of: its words say so.
+        identified = Identified("en", "English", identified.confidence, True)
+    foreign_categories: list[str] = []
+    assessed = True
+    if not identified.english:
+        if identified.code != "en":
+            reasons.append(f"language:{identified.code} ({identified.name}, confidence "
+                           f"{identified.confidence:.2f}): treated as safer custody")
+            levels.append(ROUTINE)
+            # Every language's rules read the text: a detector can take Polish typed
+            # without diacritics for Czech, and families mix languages.
+            found_any = False
+            for language_rules in load_languages().values():
+                finding = assess_foreign(text, language_rules)
+                reasons.extend(finding.reasons)
+                if finding.level:
+                    found_any = True
+                    levels.append(finding.level)
+                    foreign_categories.extend(finding.categories)
+            if identified.code not in load_languages() and not found_any:
+                assessed = False
+                levels.append(URGENT)
+                reasons.append(f"could not be assessed: {identified.name} "
+                               "(mailbot has no rules for it)")
+        else:
+            reasons.append(f"language: probably English (confidence "
+                           f"{identified.confidence:.2f}), not sure enough to answer "
+                           "automatically")
+
     combo_categories = [rule.category for rule, _ in combos]
-    categories = _unique(
-        [*safety_categories, *combo_categories, topic_category, *enquiry_categories]
-    )
+    categories = _unique([*safety_categories, *foreign_categories, *combo_categories,
+                          topic_category, *enquiry_categories])
     urgency = max(levels, key=RANK.__getitem__) if levels else NOT_SAFER_CUSTODY
+    routine = (
+        not levels
+        and not form_outweighed
+        and identified.english
+        and accounted.complete
+        and accounted.word_count <= rules.accounting.max_words
+    )
     return TriageResult(
         is_safer_custody=bool(levels),
         categories=categories or ("other",),
         urgency=urgency,
         reasons=tuple(reasons),
+        unaccounted=accounted.unaccounted,
+        language=identified.code,
+        routine=routine,
+        assessed=assessed,
     )
 
 
@@ -162,10 +232,13 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
 
 def triage_contact(contact: ParsedContact, rules: TriageRules) -> TriageResult:
     """Triage a parsed contact: its concern text, subject, topic and urgency choice."""
+    # A portal form's subject is the portal's own words, not the family's.
+    subject = "" if contact.source == Source.PORTAL_FORM else contact.subject
     return triage(
         contact.concern_text,
         topic=contact.topic,
         urgency_choice=contact.urgency_choice,
-        subject=contact.subject,
+        subject=subject,
         rules=rules,
+        names=(contact.submitter.name, contact.prisoner.name),
     )

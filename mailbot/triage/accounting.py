@@ -6,22 +6,29 @@ about a danger in words no rule knows. So a sentence is *accounted for* only whe
 its words is part of a recognised enquiry phrase, a word of the routine vocabulary
 (`[accounting] routine_words` in the rules: everyday words of questions about visits,
 money, property...; words of feeling, ending, leaving or harm are deliberately absent), a
-number, or a name the form gave. Anything else is *unaccounted*: shown to staff, and it
-rules out an automatic reply. An unaccounted sentence that names no enquiry at all is a
-possible concern in words mailbot does not know, and goes to a person as safer custody.
+number, or a name (the form's, or a capitalised word inside a sentence). Anything else
+is *unaccounted*: shown to staff, and it rules out an automatic reply.
+
+An unaccounted sentence is also a possible concern in words mailbot does not know, and
+goes to a person as safer custody, when it holds a *suspicious* word (one that a safety
+rule uses, or of `[accounting] suspicious_words`) that no rule explained, or when it
+names no enquiry and holds a word that is not everyday English (the commonest words of
+wordfreq's English list, less the suspicious ones): slang, a misspelling, a medicine.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mailbot.triage.categories import ENQUIRY, SAFETY_LEVELS
+from mailbot.triage.categories import ENQUIRY, IDIOM, SAFETY_LEVELS
 from mailbot.triage.matching import Match
 from mailbot.triage.reading import BOUNDARIES, Words
 from mailbot.triage.rules import Accounting
 
 _QUOTE_CHARS = 160
+_NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p)?")
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class Account:
     unknown_topic: tuple[str, ...]
     enquiry_found: bool
     word_count: int
+    only_pleasantries: bool  # every sentence a greeting, thanks or sign-off
+    english_share: float  # of the words, those in the English vocabularies
 
     @property
     def complete(self) -> bool:
@@ -44,19 +53,34 @@ def account(
 ) -> Account:
     live = [m for m in matches if m.negated_by is None]
     enquiry_positions: set[int] = set()
+    explained: set[int] = set()  # figures of speech and denials: not routine, not alarming
     safety_sentences: set[int] = set()
     for m in live:
         if m.level == ENQUIRY:
             enquiry_positions.update(range(m.start, m.end + 1))
+        elif m.level == IDIOM:
+            explained.update(range(m.start, m.end + 1))
         elif m.level in SAFETY_LEVELS:
             safety_sentences.add(words.sentence[m.start])
+    for m in matches:
+        if m.negated_by is not None:
+            explained.update(range(min(m.negated_by, m.start), m.end + 1))
     known_names = {n.lower() for name in names for n in name.replace("-", " ").split()}
     unaccounted: list[str] = []
     unknown_topic: list[str] = []
     count = 0
+    english = 0
+    only_pleasantries = True
     for first, last in words.sentences():
         positions = [p for p in range(first, last + 1) if words.stems[p] not in BOUNDARIES]
         count += len(positions)
+        english += sum(
+            words.stems[p] in accounting.neutral_words or words.stems[p] in accounting.routine_words
+            or accounting.suspicious(words.stems[p], words.plains[p])
+            or bool(_NUMBER.fullmatch(words.plains[p])) for p in positions)
+        only_pleasantries = only_pleasantries and all(
+            words.stems[p] in accounting.pleasantry_words or _a_name(words, p, first)
+            or words.plains[p] in known_names for p in positions)
         has_enquiry = any(p in enquiry_positions for p in positions)
         if words.sentence[first] in safety_sentences:
             continue  # a safety sentence is already a person's to read, with its reason
@@ -64,15 +88,37 @@ def account(
             p for p in positions
             if p not in enquiry_positions
             and words.stems[p] not in accounting.routine_words
-            and not words.plains[p].isdigit()
+            and not _NUMBER.fullmatch(words.plains[p])
             and words.plains[p] not in known_names
+            and not _a_name(words, p, first)
         ]
-        if strange:
-            quoted = _quote(words, first, last)
-            unaccounted.append(quoted)
-            if not has_enquiry:
-                unknown_topic.append(quoted)
-    return Account(tuple(unaccounted), tuple(unknown_topic), bool(enquiry_positions), count)
+        if not strange:
+            continue
+        quoted = _quote(words, first, last)
+        unaccounted.append(quoted)
+        # A word a safety rule uses (or of feeling, ending, harm) that no rule explained,
+        # or, in a sentence about no enquiry, a word that is not everyday English (slang,
+        # a misspelling): possibly a concern in words mailbot does not know.
+        alarming = [p for p in strange if p not in explained]
+        if any(accounting.suspicious(words.stems[p], words.plains[p]) for p in alarming) or (
+            not has_enquiry
+            and any(words.stems[p] not in accounting.neutral_words for p in alarming)
+        ):
+            unknown_topic.append(quoted)
+    return Account(tuple(unaccounted), tuple(unknown_topic), bool(enquiry_positions), count,
+                   only_pleasantries, english / count if count else 1.0)
+
+
+def _a_name(words: Words, position: int, sentence_start: int) -> bool:
+    """A capitalised word inside a sentence ("Thanks, Kerry", "from Lithuania")."""
+    written = words.text[words.spans[position][0]:words.spans[position][1]]
+    return (
+        position != sentence_start
+        and len(written) > 1
+        and written[0].isupper()
+        and written[1:].islower()
+        and words.stems[position - 1] not in BOUNDARIES[:1]
+    )
 
 
 def _quote(words: Words, first: int, last: int) -> str:

@@ -40,6 +40,8 @@ URGENCIES: tuple[str, ...] = (IMMEDIATE, URGENT, ROUTINE, NOT_SAFER_CUSTODY)
 SAFETY_LEVELS: tuple[str, ...] = (IMMEDIATE, URGENT, ROUTINE)
 # Signal levels that are not safety levels: an enquiry only names a department; a marker
 # decides nothing alone and is what combinations and lowerings look for.
-ENQUIRY, MARKER = "enquiry", "marker"
-SIGNAL_LEVELS: tuple[str, ...] = SAFETY_LEVELS + (ENQUIRY, MARKER)
+# An idiom is a figure of speech ("the queue was killing me", "dying to see the kids"):
+# it cancels the safety matches it overlaps and accounts for its words.
+ENQUIRY, MARKER, IDIOM = "enquiry", "marker", "idiom"
+SIGNAL_LEVELS: tuple[str, ...] = SAFETY_LEVELS + (ENQUIRY, MARKER, IDIOM)
 RANK: dict[str, int] = {NOT_SAFER_CUSTODY: 0, ROUTINE: 1, URGENT: 2, IMMEDIATE: 3}

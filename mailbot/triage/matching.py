@@ -9,7 +9,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mailbot.triage.categories import RANK
+from mailbot.triage.categories import ENQUIRY, IDIOM, RANK
 from mailbot.triage.reading import CLAUSE, SENTENCE, Words
 from mailbot.triage.rules import Combination, Lower, Negation, Signal, TriageRules
 
@@ -58,6 +58,10 @@ def find(words: Words, rules: TriageRules) -> list[Match]:
             blocked = list(spans(signal.unless, words.joined, words.joined_starts))
             hits = [h for h in hits if not any(a <= h[1] and h[0] <= b for a, b in blocked)]
         found.extend(Match(signal, a, b, signal.level) for a, b in dict.fromkeys(hits))
+    idioms = [m for m in found if m.level == IDIOM]
+    if idioms:
+        found = [m for m in found if m.level in (IDIOM, ENQUIRY) or not any(
+            i.start <= m.end and m.start <= i.end for i in idioms)]
     found.sort(key=lambda m: (m.start, -m.end))
     return found
 

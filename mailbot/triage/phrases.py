@@ -40,6 +40,11 @@ class PhraseCompiler:
         self.spelling = spelling
         self.gap = rf"(?:[^ |,]+ ){{0,{gap_words}}}"
         self.groups: dict[str, Piece] = {}
+        # While `collecting`, the words written literally in phrases are noted: they are
+        # the words of safety rules, which never count as routine (see accounting).
+        self.collecting = False
+        self.literal_stems: set[str] = set()
+        self.literal_prefixes: set[str] = set()
 
     def item(self, item: str, where: str, allow_groups: bool = True) -> Piece:
         if item == "#":
@@ -63,12 +68,23 @@ class PhraseCompiler:
         if exact and prefix:
             raise TriageRulesError(f"{where}: {item!r} cannot be both =exact and prefix*")
         if exact:
+            self._note(flat)
             return Piece(rf"[^ /]+/{re.escape(flat)} ")
         if prefix:
             if len(flat) < 3:
                 raise TriageRulesError(f"{where}: {item!r}: a prefix needs 3 letters or more")
+            if self.collecting and allow_groups and len(flat) >= 4:
+                self.literal_prefixes.add(flat)
             return Piece(rf"[^ /]+/{re.escape(flat)}[^ ]* ")
-        return Piece("".join(rf"{re.escape(s)}/[^ ]+ " for s, _ in respell(word, self.spelling)))
+        words = respell(word, self.spelling)
+        if allow_groups:
+            for _, written in words:
+                self._note(written)
+        return Piece("".join(rf"{re.escape(s)}/[^ ]+ " for s, _ in words))
+
+    def _note(self, word: str) -> None:
+        if self.collecting:
+            self.literal_stems.update(s for s, _ in respell(word, self.spelling))
 
     @staticmethod
     def sequence(pieces: list[Piece]) -> Piece:
@@ -101,7 +117,13 @@ class PhraseCompiler:
             raise TriageRulesError(f"{where}: empty phrase")
         if slots[0] == ".." or slots[-1] == "..":
             raise TriageRulesError(f"{where}: a phrase cannot start or end with '..'")
-        pieces = [Piece(self.gap, True) if s == ".." else self.slot(s, where) for s in slots]
+        # Only a one-word phrase says its word alone is a sign ("funeral", "suicid*"); the
+        # words of longer phrases ("better off dead") are everyday words on their own.
+        collecting, self.collecting = self.collecting, self.collecting and len(slots) == 1
+        try:
+            pieces = [Piece(self.gap, True) if s == ".." else self.slot(s, where) for s in slots]
+        finally:
+            self.collecting = collecting
         compiled = self.sequence(pieces)
         if compiled.optional:
             raise TriageRulesError(f"{where}: a phrase needs at least one required word")

@@ -28,7 +28,7 @@ _stemmer = snowballstemmer.stemmer("english")
 def stem(word: str) -> str:
     """The Snowball (Porter 2) stem of one lower-case word: harm, harmed and harming are
     one word to the rules; text-speak "harmin" and "cuttin" are read as "-ing"."""
-    if len(word) >= 6 and word.endswith("in") and word[-3] not in "aeiouy" and word.isalpha():
+    if len(word) >= 5 and word.endswith("in") and word[-3] not in "aeiouy" and word.isalpha():
         word += "g"
     return _stemmer.stemWord(word)
 
@@ -115,9 +115,16 @@ class Words:
         return found
 
 
-def read(text: str, spelling: Mapping[str, tuple[str, ...]]) -> Words:
-    """Cut a text into the words and boundaries the rules match (see the module's doc)."""
+def read(
+    text: str, spelling: Mapping[str, tuple[str, ...]], emoji: Mapping[str, str] | None = None
+) -> Words:
+    """Cut a text into the words and boundaries the rules match (see the module's doc).
+    Emoji used as words (a pill, a rope, a coffin) are read as the words `emoji` gives."""
     cleaned = clean_text(text)
+    if emoji and not cleaned.isascii():
+        for symbol, meaning in emoji.items():
+            if symbol in cleaned:
+                cleaned = cleaned.replace(symbol, f" {meaning} ")
     stems: list[str] = []
     plains: list[str] = []
     spans: list[tuple[int, int]] = []

@@ -68,8 +68,16 @@ class Accounting:
     """What an automatic reply needs: every sentence accounted for as routine."""
 
     routine_words: frozenset[str]  # stems of words that may stand in a routine enquiry
-    pleasantries: re.Pattern[str] | None  # whole sentences that are greetings, thanks...
+    # Stems of words of feeling, ending, harm... and every word a safety rule uses: a
+    # sentence holding one that no rule explains goes to a person as safer custody.
+    suspicious_words: frozenset[str]
+    suspicious_prefixes: tuple[str, ...]
+    neutral_words: frozenset[str]  # common English words that are neither
+    pleasantry_words: frozenset[str]  # greetings, thanks and sign-offs
     max_words: int
+
+    def suspicious(self, stem: str, plain: str) -> bool:
+        return stem in self.suspicious_words or plain.startswith(self.suspicious_prefixes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,4 +92,5 @@ class TriageRules:
     urgency_choices: Mapping[str, str]  # normalised label -> level
     spelling: Mapping[str, tuple[str, ...]]
     accounting: Accounting
+    emoji: Mapping[str, str]
     source: str = ""

@@ -21,6 +21,7 @@ from typing import Any
 from mailbot.triage.categories import (
     ENQUIRY,
     ENQUIRY_CATEGORIES,
+    IDIOM,
     MARKER,
     SAFETY_CATEGORIES,
     SAFETY_LEVELS,
@@ -47,9 +48,11 @@ def label_key(label: str) -> str:
 
 _TOP_KEYS = {
     "extends", "description", "settings", "spelling", "words", "negation",
-    "topics", "urgency_choices", "signal", "combination", "lower", "accounting",
+    "topics", "urgency_choices", "signal", "combination", "lower", "accounting", "emoji",
 }
-_ACCOUNTING_KEYS = {"max_words", "routine_words", "pleasantries"}
+_ACCOUNTING_KEYS = {
+    "max_words", "routine_words", "suspicious_words", "neutral_vocabulary", "pleasantry_words",
+}
 _SIGNAL_KEYS = {
     "name", "category", "level", "tags", "phrases", "regex", "unless",
     "negatable", "description",
@@ -184,7 +187,9 @@ def _compile(raw: dict[str, Any], source: str) -> TriageRules:
             raise TriageRulesError(f"{where}: a misspelling is one word (letters, digits, ')")
         words = tuple(plain(w) for w in meant.split())
         spelling[written.lower()] = words
-        spelling.setdefault(plain(written), words)
+        if "'" in written:
+            # "we'll" typed without its apostrophe is "well": list such forms on their own.
+            continue
         if len(stem(plain(written))) >= 5:
             spelling.setdefault("~" + stem(plain(written)), words)
 
@@ -224,6 +229,7 @@ def _compile(raw: dict[str, Any], source: str) -> TriageRules:
         raise TriageRulesError("[[signal]] must be an array of tables")
     for i, entry in enumerate(raw_signals, 1):
         signals.append(_compile_signal(entry, i, compiler, names))
+    compiler.collecting = False
     if not signals:
         raise TriageRulesError("no [[signal]] entries")
     tags_known = {t for s in signals for t in s.tags}
@@ -278,7 +284,21 @@ def _compile(raw: dict[str, Any], source: str) -> TriageRules:
         choices[label_key(label)] = _level(level, SAFETY_LEVELS, where)
 
     return TriageRules(tuple(signals), tuple(combinations), tuple(lowers), negation,
-                       topics, choices, spelling, _accounting(raw, compiler), source)
+                       topics, choices, spelling, _accounting(raw, compiler),
+                       _emoji(raw), source)
+
+
+def _emoji(raw: dict[str, Any]) -> dict[str, str]:
+    emoji = {}
+    for symbol, meaning in _table(raw, "emoji").items():
+        where = f"[emoji] {symbol!r}"
+        if symbol.isascii() or len(symbol) > 4:
+            raise TriageRulesError(f"{where}: the key is one emoji")
+        if not isinstance(meaning, str) or not re.fullmatch(r"[a-z ]+", meaning):
+            raise TriageRulesError(f"{where}: the meaning must be plain lower-case words")
+        emoji[symbol] = meaning
+    # Longer sequences first, so that a symbol with its variation selector is read whole.
+    return dict(sorted(emoji.items(), key=lambda item: -len(item[0])))
 
 
 def _accounting(raw: dict[str, Any], compiler: PhraseCompiler) -> Accounting:
@@ -287,15 +307,34 @@ def _accounting(raw: dict[str, Any], compiler: PhraseCompiler) -> Accounting:
     max_words = table.get("max_words", 80)
     if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
         raise TriageRulesError("[accounting] max_words must be a whole number, 1 or more")
-    words = [w for entry in _strings(table.get("routine_words", []),
-                                     "[accounting] routine_words") for w in entry.split()]
+    neutral_size = table.get("neutral_vocabulary", 50_000)
+    if isinstance(neutral_size, bool) or not isinstance(neutral_size, int) or neutral_size < 0:
+        raise TriageRulesError("[accounting] neutral_vocabulary must be a whole number (0 = none)")
+
+    def stems(key: str) -> frozenset[str]:
+        where = f"[accounting] {key}"
+        words = [w for entry in _strings(table.get(key, []), where) for w in entry.split()]
+        return compiler.single_stems(words, where)
+
+    routine = stems("routine_words")
+    suspicious = (stems("suspicious_words") | compiler.literal_stems) - routine
     return Accounting(
-        routine_words=compiler.single_stems(words, "[accounting] routine_words"),
-        pleasantries=compiler.pattern(
-            _strings(table.get("pleasantries", []), "[accounting] pleasantries"),
-            "[accounting] pleasantries"),
+        routine_words=routine,
+        suspicious_words=frozenset(suspicious),
+        suspicious_prefixes=tuple(sorted(compiler.literal_prefixes)),
+        neutral_words=_neutral_vocabulary(neutral_size) - suspicious,
+        pleasantry_words=stems("pleasantry_words"),
         max_words=max_words,
     )
+
+
+def _neutral_vocabulary(size: int) -> frozenset[str]:
+    """Stems of the `size` commonest English words (wordfreq's lists, which it ships)."""
+    if not size:
+        return frozenset()
+    from wordfreq import top_n_list
+
+    return frozenset(stem(plain(w)) for w in top_n_list("en", size) if w.isalpha())
 
 
 def _array(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -325,14 +364,24 @@ def _category(value: Any, level: str, where: str) -> str:
             raise TriageRulesError(
                 f"{where}: an enquiry needs a category from {', '.join(ENQUIRY_CATEGORIES)};"
                 f" got {value!r}")
-    elif level == MARKER:
+    elif level in (MARKER, IDIOM):
         if value:
-            raise TriageRulesError(f"{where}: a marker has no category")
+            raise TriageRulesError(f"{where}: a {level} has no category")
     elif value and value not in SAFETY_CATEGORIES:
         raise TriageRulesError(
             f"{where}: category {value!r} is not a safety category"
             f" ({', '.join(SAFETY_CATEGORIES)}, or \"\" for a general worry)")
     return str(value)
+
+
+def _safety_phrases(
+    compiler: PhraseCompiler, phrases: list[str], level: str, where: str
+) -> re.Pattern[str] | None:
+    compiler.collecting = level in SAFETY_LEVELS
+    try:
+        return compiler.pattern(phrases, f"{where} phrase")
+    finally:
+        compiler.collecting = False
 
 
 def _compile_signal(entry: Any, i: int, compiler: PhraseCompiler, names: set[str]) -> Signal:
@@ -355,6 +404,7 @@ def _compile_signal(entry: Any, i: int, compiler: PhraseCompiler, names: set[str
         raise TriageRulesError(f"{where}: negatable must be true or false")
 
     def join(items: list[str], what: str) -> re.Pattern[str] | None:
+        compiler.collecting = False
         return compiler.pattern(items, f"{where} {what}")
 
     regex = None
@@ -370,7 +420,7 @@ def _compile_signal(entry: Any, i: int, compiler: PhraseCompiler, names: set[str
         category=category,
         level=level,
         tags=frozenset(_strings(entry.get("tags", []), f"{where} tags")),
-        phrases=compiler.pattern(phrases, f"{where} phrase"),
+        phrases=_safety_phrases(compiler, phrases, level, where),
         regex=regex,
         unless=join(_strings(entry.get("unless", []), f"{where} unless"), "unless"),
         negatable=negatable,

@@ -1,0 +1,174 @@
+"""Language: decides which language a contact's free text is in, and reads the
+non-English texts mailbot has rules for (Welsh and the languages of the largest groups of
+foreign nationals in prisons in England and Wales; see `languages.toml`).
+
+Only text that is confidently English may be answered automatically or judged by the
+English rules alone. Any other text is flagged `language:<code>` and is a safer custody
+concern until staff say otherwise; when mailbot has no rules for its language it cannot
+assess it at all, and the safety team is told at once.
+
+Identification uses lingua (`lingua-language-detector`), which ships its models and
+works offline. Its detector takes a few seconds and a few hundred MB to build, so it is
+built once, on first use, for the languages below only.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from mailbot.triage.categories import IMMEDIATE, SAFETY_CATEGORIES, URGENT
+from mailbot.triage.phrases import PhraseCompiler, TriageRulesError
+from mailbot.triage.reading import SENTENCE, read
+
+ENGLISH = "en"
+# English needs this confidence (or twice the runner-up's) to be answered automatically;
+# another language needs this much to be named as the text's language.
+ENGLISH_CONFIDENCE = 0.45
+OTHER_CONFIDENCE = 0.5
+_MIN_LETTERS = 12  # too short to tell: "ok", "thanks x", "A1234BC"
+
+# Languages the detector chooses among, beyond those with rules: common in UK prisons'
+# mail or close to one that has rules (so that it is not mistaken for it).
+_ALSO_DETECTED = (
+    "ARABIC", "BENGALI", "BULGARIAN", "CZECH", "DUTCH", "FRENCH", "GERMAN", "HINDI",
+    "HUNGARIAN", "IRISH", "ITALIAN", "LATVIAN", "PERSIAN", "PUNJABI", "RUSSIAN", "SLOVAK",
+    "SOMALI", "SPANISH", "TURKISH", "UKRAINIAN", "URDU", "VIETNAMESE", "CROATIAN",
+    "BOSNIAN", "SERBIAN", "TAGALOG", "YORUBA", "SWAHILI",
+)
+
+_LEVELS = (URGENT, IMMEDIATE, "means", "time")
+_FOLD = str.maketrans({"ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ß": "ss", "ı": "i",
+                       "ø": "o", "æ": "ae", "œ": "oe", "ŵ": "w", "ŷ": "y"})
+
+
+@dataclass(frozen=True)
+class Identified:
+    code: str  # ISO 639-1, "en" when English or too short to tell
+    name: str
+    confidence: float
+    english: bool  # confidently English: the English rules alone may judge it
+
+
+@dataclass(frozen=True)
+class ForeignSignal:
+    name: str
+    level: str  # urgent | immediate | means | time
+    category: str
+    description: str
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class ForeignRules:
+    code: str
+    name: str
+    lingua: str
+    signals: tuple[ForeignSignal, ...]
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics, so "żyć" and "zyc" read alike."""
+    text = unicodedata.normalize("NFKD", text.translate(_FOLD).lower())
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def default_languages_path() -> Path:
+    return Path(str(resources.files("mailbot.triage").joinpath("languages.toml")))
+
+
+@cache
+def load_languages(path: Path | None = None) -> dict[str, ForeignRules]:
+    """The non-English rules by language code; raises TriageRulesError naming the entry."""
+    source = path or default_languages_path()
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise TriageRulesError(f"{source}: {exc}") from None
+    compiler = PhraseCompiler({}, 3)
+    languages: dict[str, ForeignRules] = {}
+    for entry in raw.get("language", []):
+        code = entry.get("code", "?")
+        where = f"{source} [[language]] {code!r}"
+        signals = []
+        for signal in entry.get("signal", []):
+            at = f"{where} signal {signal.get('name', '?')!r}"
+            level = signal.get("level")
+            if level not in _LEVELS:
+                raise TriageRulesError(f"{at}: level {level!r} is not one of {_LEVELS}")
+            category = signal.get("category", "suicide_self_harm")
+            if category not in SAFETY_CATEGORIES:
+                raise TriageRulesError(f"{at}: category {category!r} is not a safety category")
+            phrases = [fold(p).replace("-", " ") for p in signal.get("phrases", [])]
+            pattern = compiler.pattern(phrases, at)
+            if pattern is None:
+                raise TriageRulesError(f"{at}: needs phrases")
+            signals.append(ForeignSignal(signal["name"], level, category,
+                                         signal.get("description", ""), pattern))
+        languages[code] = ForeignRules(code, entry.get("name", code), entry.get("lingua", ""),
+                                       tuple(signals))
+    return languages
+
+
+@cache
+def _detector():  # noqa: ANN202 - lingua's types
+    from lingua import Language, LanguageDetectorBuilder
+
+    names = {"ENGLISH", "WELSH", *_ALSO_DETECTED}
+    names |= {rules.lingua for rules in load_languages().values() if rules.lingua}
+    chosen = [getattr(Language, n) for n in sorted(names) if hasattr(Language, n)]
+    return LanguageDetectorBuilder.from_languages(*chosen).build()
+
+
+def identify(text: str) -> Identified:
+    letters = sum(c.isalpha() for c in text)
+    if letters < _MIN_LETTERS:
+        return Identified(ENGLISH, "English", 0.0, True)
+    values = _detector().compute_language_confidence_values(text)
+    top = values[0]
+    second = values[1].value if len(values) > 1 else 0.0
+    code = top.language.iso_code_639_1.name.lower()
+    name = top.language.name.title()
+    if code == ENGLISH:
+        confident = top.value >= ENGLISH_CONFIDENCE or top.value >= 2 * second
+        return Identified(ENGLISH, "English", top.value, confident)
+    if top.value < OTHER_CONFIDENCE and second and values[1].language.name == "ENGLISH":
+        return Identified(ENGLISH, "English", values[1].value, False)
+    return Identified(code, name, top.value, False)
+
+
+@dataclass(frozen=True)
+class ForeignFinding:
+    level: str  # immediate | urgent | "" (nothing found)
+    categories: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+
+def assess_foreign(text: str, rules: ForeignRules) -> ForeignFinding:
+    """What the rules for one language find: a safety signal is urgent, and immediate
+    with an act, or together with a means or a time."""
+    words = read(fold(text), {})
+    fired: dict[str, list[ForeignSignal]] = {}
+    reasons = []
+    for signal in rules.signals:
+        match = signal.pattern.search(words.joined)
+        if match is None:
+            continue
+        fired.setdefault(signal.level, []).append(signal)
+        quoted = " ".join(p.split("/")[-1] for p in match.group(1).split()
+                          if p not in (SENTENCE, ","))
+        reasons.append(f"{signal.category or 'safety'}: \"{quoted}\" "
+                       f"({rules.name}, {signal.level}, rule {signal.name})")
+    safety = fired.get(IMMEDIATE, []) + fired.get(URGENT, [])
+    if not safety:
+        return ForeignFinding("", (), tuple(reasons))
+    level = URGENT
+    if fired.get(IMMEDIATE) or fired.get("means") or fired.get("time"):
+        level = IMMEDIATE
+    categories = tuple(dict.fromkeys(s.category for s in safety))
+    return ForeignFinding(level, categories, tuple(reasons))
