@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
-import socket
-import ssl
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +35,7 @@ from mailbot.config import Config
 from mailbot.db.models import OutboxEmail, utcnow
 from mailbot.devtools.failpoints import AFTER_SMTP_ACCEPT, BEFORE_SMTP, failpoint
 from mailbot.logs import event
+from mailbot.mailbox.smtp import SMTP_ERRORS, SmtpConnection, smtp_code
 from mailbot.parsers.mime import POLICY, WIRE_POLICY
 
 log = logging.getLogger(__name__)
@@ -409,44 +408,6 @@ def _recover_interrupted(
         session.commit()
 
 
-class SmtpConnection:
-    def __init__(self, config: Config) -> None:
-        settings = self.settings = config.smtp
-        timeout = settings.timeout_seconds
-        if settings.security == "ssl":
-            self.client: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=timeout,
-                context=ssl.create_default_context(),
-            )
-        else:
-            self.client = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
-            if settings.security == "starttls":
-                self.client.starttls(context=ssl.create_default_context())
-        password = settings.password()
-        if settings.username and password is not None:
-            self.client.login(settings.username, password)
-
-    def send(self, raw: bytes, recipient: str) -> None:
-        self.client.sendmail(self.settings.from_address, [recipient], raw)
-
-    def close(self) -> None:
-        try:
-            self.client.quit()
-        except (smtplib.SMTPException, OSError):
-            self.client.close()
-
-
-TEMPORARY_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError,
-                    socket.timeout)
-
-
-def _smtp_code(exc: Exception) -> int | None:
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        return codes[0] if codes else None
-    return getattr(exc, "smtp_code", None)
-
-
 def _send_one(
     config: Config,
     sessions: sessionmaker[Session],
@@ -465,7 +426,7 @@ def _send_one(
         if smtp is None:
             smtp = SmtpConnection(config)
         smtp.send(raw, recipient)
-    except (smtplib.SMTPException, *TEMPORARY_ERRORS) as exc:
+    except SMTP_ERRORS as exc:
         error = exc
         if smtp is not None:
             smtp.close()
@@ -476,7 +437,7 @@ def _send_one(
         filer.file(email_id, raw)
         summary.sent += 1
         return smtp
-    code = _smtp_code(error)
+    code = smtp_code(error)
     if code is None or isinstance(error, smtplib.SMTPAuthenticationError):
         summary.connection_error = f"{error.__class__.__name__}: {error}"[:500]
     # A refused login is our configuration, not this email: retry, never fail the email.

@@ -27,8 +27,9 @@ from mailbot.config import Config
 from mailbot.db.models import Contact, Draft, MailboxState, OutboxEmail, utcnow
 from mailbot.logs import event
 from mailbot.mailbox.fetch import Mailbox
+from mailbot.mailbox.smtp import SmtpConnection
 from mailbot.parsers.mime import POLICY, WIRE_POLICY
-from mailbot.replies.outbox import SmtpConnection, enqueue, send_due
+from mailbot.replies.outbox import enqueue, send_due
 
 log = logging.getLogger(__name__)
 

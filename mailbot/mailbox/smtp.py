@@ -1,0 +1,54 @@
+"""SMTP: one connection to the mail server, as `[smtp]` describes it, and what its errors mean.
+
+It decides nothing about what is sent or when; the outbox (mailbot/replies/outbox.py) does.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+
+from mailbot.config import Config
+
+
+class SmtpConnection:
+    def __init__(self, config: Config) -> None:
+        settings = self.settings = config.smtp
+        timeout = settings.timeout_seconds
+        if settings.security == "ssl":
+            self.client: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=timeout,
+                context=ssl.create_default_context(),
+            )
+        else:
+            self.client = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
+            if settings.security == "starttls":
+                self.client.starttls(context=ssl.create_default_context())
+        password = settings.password()
+        if settings.username and password is not None:
+            self.client.login(settings.username, password)
+
+    def send(self, raw: bytes, recipient: str) -> None:
+        self.client.sendmail(self.settings.from_address, [recipient], raw)
+
+    def close(self) -> None:
+        try:
+            self.client.quit()
+        except (smtplib.SMTPException, OSError):
+            self.client.close()
+
+
+# Lost connections and timeouts: the server may be back on a later pass.
+TEMPORARY_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError,
+                    socket.timeout)
+# Every failure of one send, temporary or not.
+SMTP_ERRORS = (smtplib.SMTPException, *TEMPORARY_ERRORS)
+
+
+def smtp_code(exc: Exception) -> int | None:
+    """The server's reply code for a failed send; None when it never answered."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return codes[0] if codes else None
+    return getattr(exc, "smtp_code", None)
