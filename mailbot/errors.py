@@ -27,3 +27,10 @@ class DatabaseError(MailbotError):
     """The database could not be reached or migrated."""
 
     exit_code = 4
+
+
+class RefusedError(MailbotError):
+    """A member of staff's request was refused (consent changed since drafting, places
+    left to fill, no such concern...): the message says what to do instead."""
+
+    exit_code = 5

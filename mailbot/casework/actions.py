@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.casework.audit import record_event
 from mailbot.db.models import ConcernAction, Contact, utcnow
+from mailbot.errors import RefusedError
 
 ACTION_KINDS = (
     "welfare_check",
@@ -39,7 +40,7 @@ DEPARTMENTS = (
 CLOSED = "closed"
 
 
-class CaseworkError(ValueError):
+class CaseworkError(RefusedError, ValueError):
     """An action or closing that cannot be recorded as given; says what to fix."""
 
 

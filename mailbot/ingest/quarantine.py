@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from mailbot.casework.audit import record_event
 from mailbot.config import Config
 from mailbot.db.models import Disposition, StoredMessage
+from mailbot.errors import RefusedError
 from mailbot.ingest.examine import examine
 from mailbot.ingest.store import contact_fields, contact_row
 from mailbot.logs import event
@@ -30,7 +31,7 @@ from mailbot.triage import TriageRules
 log = logging.getLogger(__name__)
 
 
-class ReplayError(ValueError):
+class ReplayError(RefusedError, ValueError):
     """A message that cannot be replayed; says why."""
 
 

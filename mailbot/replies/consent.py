@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.casework.audit import record_event
 from mailbot.db.models import ConsentRecord, Contact, utcnow
+from mailbot.errors import RefusedError
 from mailbot.parsers.portal_form import normalise_prisoner_number
 
 SCOPES = ("none", "wellbeing", "full")
@@ -27,7 +28,7 @@ RESTRICTED = "restricted"
 _PROTECTION = {RESTRICTED: 0, "none": 1, "wellbeing": 2, "full": 3}
 
 
-class ConsentError(ValueError):
+class ConsentError(RefusedError, ValueError):
     """A consent command that cannot be carried out (bad number, scope or contact)."""
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from mailbot.casework.audit import MAILBOT, record_event
 from mailbot.config import Config
 from mailbot.db.models import Contact, Draft, OutboxEmail, utcnow
+from mailbot.errors import RefusedError
 from mailbot.logs import event
 from mailbot.replies import consent
 from mailbot.replies.outbox import enqueue, family_address, new_message_id
@@ -55,7 +56,7 @@ DISCLOSURE = {RESTRICTED: 0, UNVERIFIED: 0, SIGNPOSTING: 0, NO_CONSENT: 1, CONSE
 IDENTIFYING_ALLOWED = {CONSENT}
 
 
-class DraftError(ValueError):
+class DraftError(RefusedError, ValueError):
     """An approval, rejection or redraft that must not happen; says why and what to do."""
 
 
