@@ -58,8 +58,9 @@ def main() -> None:
             print(f"  {expected[:17]:<18}" + "".join(f"{n:>10}" for n in row))
         if args.misses:
             for why, case, result in figures.misses:
+                expected = case.get("urgency") or case.get("category")
                 print(f"  - {why}: [{case['file']}:{case.get('language', 'en')}] "
-                      f"{case['text'][:150]!r}\n      expected {case.get('urgency') or case.get('category')}"
+                      f"{case['text'][:150]!r}\n      expected {expected}"
                       f" -> {result.urgency} {result.categories[:2]} {list(result.reasons)[:2]}")
 
 

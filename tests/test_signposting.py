@@ -145,7 +145,9 @@ def test_hostile_enquiry_reaches_only_the_one_family_address(
     dovecot.append(
         portal_form(
             email="sam.sample@example.net\r\nBcc: evil@attacker.example",
-            text="{{ 7*7 }} <script>alert(1)</script> what time are visits?",
+            # Template syntax and numbers are accounted for; a script would not be, and
+            # the reply would wait for staff (tested in test_triage_signposting.py).
+            text="{{ 7*7 }} what time are visits?",
         )
     )
     dovecot.append(

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailbot.concern import ParsedContact, Source
+from mailbot.parsers.contact import ParsedContact, Source
 from mailbot.triage import (
     CATEGORIES,
     ENQUIRY_CATEGORIES,

@@ -36,6 +36,10 @@ def expected_urgency(case: dict[str, Any]) -> str:
     return case.get("urgency", "not_safer_custody") if case["safety"] else "not_safer_custody"
 
 
+def expected_category(case: dict[str, Any]) -> str:
+    return case.get("category") or case["categories"][0]
+
+
 def auto_replied(result: TriageResult) -> bool:
     """A verified short form whose triage says this gets the automatic signposting reply."""
     return not result.is_safer_custody and result.routine
@@ -107,7 +111,8 @@ def score(cases: list[dict[str, Any]], rules: TriageRules) -> Figures:
                 figures.misses.append(("foreign enquiry not held for staff", case, result))
         else:
             figures.enquiries += 1
-            right = not result.is_safer_custody and enquiry_category(result) == case["category"]
+            category = enquiry_category(result)
+            right = not result.is_safer_custody and category == expected_category(case)
             if right:
                 figures.enquiries_right += 1
             else:

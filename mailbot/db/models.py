@@ -143,6 +143,10 @@ class Contact(Base):
     categories: Mapped[list[str]] = mapped_column(default=list)
     urgency: Mapped[str] = mapped_column(String(32), default="urgent", index=True)
     triage_reasons: Mapped[list[str]] = mapped_column(default=list)
+    # Sentences triage could not account for as routine: shown to staff, and any of them
+    # ruled out an automatic reply.
+    unaccounted: Mapped[list[str]] = mapped_column(default=list)
+    language: Mapped[str] = mapped_column(String(8), default="en")  # ISO 639-1
 
     # The first response to the family: an approved draft sent, or one sent by staff.
     responded_at: Mapped[datetime | None]

@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.casework.deadlines import batch_added
 from mailbot.casework.pseudonym import person_hash
 from mailbot.db.models import Contact, Disposition, ReferenceCounter, StoredMessage
 from mailbot.ingest.examine import Examined
@@ -28,19 +27,11 @@ def format_reference(year: int, number: int) -> str:
 
 def allocate_reference(session: Session, year: int) -> str:
     """Next reference for the year. The counter row is locked (PostgreSQL) or the
-    database serialised (SQLite) by the first use in a transaction, then counted in memory."""
-    cache: dict[tuple[int, int], ReferenceCounter] = session.info.setdefault(
-        "reference_counters", {}
-    )
-    key = (id(session.get_transaction()), year)
-    counter = cache.get(key)
-    if counter is None or counter not in session:
-        counter = session.get(ReferenceCounter, year, with_for_update=True)
-        if counter is None:
-            counter = ReferenceCounter(year=year, last_number=0)
-            session.add(counter)
-        cache.clear()
-        cache[key] = counter
+    database serialised (SQLite) until the transaction ends."""
+    counter = session.get(ReferenceCounter, year, with_for_update=True)
+    if counter is None:
+        counter = ReferenceCounter(year=year, last_number=0)
+        session.add(counter)
     counter.last_number += 1
     return format_reference(year, counter.last_number)
 
@@ -53,18 +44,17 @@ def recorded_by_hash(session: Session, hashes: Iterable[str]) -> dict[str, Store
     return {message.sha256: message for message in rows.scalars()}
 
 
-def recorded_by_message_id(
-    session: Session, message_ids: Iterable[str | None]
-) -> dict[str, StoredMessage]:
-    ids = sorted({mid for mid in message_ids if mid})
-    if not ids:
-        return {}
-    rows = session.execute(
+def first_recorded(session: Session, message_id: str | None) -> StoredMessage | None:
+    """The message first recorded under this Message-ID, if any (not itself a duplicate)."""
+    if not message_id:
+        return None
+    return session.execute(
         select(StoredMessage)
-        .where(StoredMessage.message_id.in_(ids))
+        .where(StoredMessage.message_id == message_id[:998])
         .where(StoredMessage.duplicate_of_id.is_(None))
-    )
-    return {message.message_id: message for message in rows.scalars() if message.message_id}
+        .order_by(StoredMessage.id)
+        .limit(1)
+    ).scalar_one_or_none()
 
 
 def record(
@@ -79,7 +69,6 @@ def record(
     uid: int | None,
     received_at: datetime,
     duplicate_of: StoredMessage | None = None,
-    flush: bool = True,
 ) -> StoredMessage:
     """Add one message (and its log entry, if it is a family's contact) to the session."""
     disposition = examined.disposition
@@ -87,8 +76,6 @@ def record(
     if duplicate_of is not None:
         disposition = Disposition.DUPLICATE
         reason = "same Message-ID and body as a message recorded before"
-        if duplicate_of.id is None:
-            session.flush()  # the first copy came earlier in this batch: give it its id
     message = StoredMessage(
         sha256=sha256,
         message_id=(examined.message_id or None) and examined.message_id[:998],
@@ -110,8 +97,7 @@ def record(
     session.add(message)
     if examined.contact is not None and duplicate_of is None:
         session.add(contact_row(session, message, examined, received_at))
-    if flush:
-        session.flush()
+    session.flush()
     return message
 
 
@@ -132,7 +118,6 @@ def contact_row(
         related_contact_id=related_id,
         **contact_fields(session, examined),
     )
-    batch_added(session, contact)
     return contact
 
 
@@ -156,6 +141,8 @@ def contact_fields(session: Session, examined: Examined) -> dict[str, Any]:
         "triage_reasons": (
             list(triage.reasons) if triage else ["not triaged: treated as a concern"]
         ),
+        "unaccounted": list(triage.unaccounted) if triage else [],
+        "language": triage.language if triage else "en",
         "source": str(parsed.source),
         "verified": examined.verified,
         "submitter_name": parsed.submitter.name,
@@ -179,6 +166,7 @@ def contact_fields(session: Session, examined: Examined) -> dict[str, Any]:
         "consent_understood": parsed.consent_understood,
         "portal_reference": parsed.portal_reference[:64],
         "submitted_at": parsed.submitted_at,
-        "flags": [str(flag) for flag in parsed.flags],
+        "flags": [str(flag) for flag in parsed.flags] + (
+            [f"language:{triage.language}"] if triage and triage.language != "en" else []),
         "problems": list(parsed.problems),
     }

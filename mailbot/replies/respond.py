@@ -1,10 +1,12 @@
 """The respond stage: decides which emails a newly logged contact causes, if any.
 
 - A contact triaged `immediate` (threat to life) alerts `[alerts] urgent` and
-  `[alerts] safety_team` at once, whatever else is true of it.
-- A verified portal form with no safety signal at all gets the toolkit's signposting
-  reply, sent to the family's address from the portal, at most once a day per address;
-  a long one (over `signpost_max_words`) waits for a person instead.
+  `[alerts] safety_team` at once, whatever else is true of it; so does one written in a
+  language mailbot has no rules for ("could not be assessed").
+- A verified portal form that triage accounted for sentence by sentence as a routine
+  enquiry in English gets the toolkit's signposting reply, sent to the family's address
+  from the portal, at most once a day per address; a long one (over
+  `signpost_max_words`) waits for a person instead.
 - Every other contact gets a draft for staff to approve (`mailbot.replies.drafts`): an
   acknowledgement for a safer custody concern, the signposting reply for an enquiry.
 - Nothing else is sent automatically: safety concerns wait for a person, and an
@@ -47,7 +49,10 @@ def alert_recipients(config: Config) -> list[str]:
 
 
 def respond(session: Session, config: Config, contact: Contact, examined: Examined) -> None:
-    if contact.urgency == URGENT:
+    # A text in a language mailbot has no rules for cannot be assessed: the safety team
+    # hears of it at once rather than from the 72-hour warnings.
+    unassessed = examined.triage is not None and not examined.triage.assessed
+    if contact.urgency == URGENT or unassessed:
         _alert_urgent(session, config, contact)
     if _may_signpost(config, contact, examined):
         _signpost(session, config, contact, examined)
@@ -101,8 +106,12 @@ def without_quotes(reason: str) -> str:
 
 
 def _may_signpost(config: Config, contact: Contact, examined: Examined) -> bool:
+    """Positive evidence only: triage accounted for every sentence as a routine enquiry
+    in English (`TriageResult.routine`); any doubt makes the reply a draft for staff."""
     return (
         config.replies.send_signposting
+        and examined.triage is not None
+        and examined.triage.routine
         and not contact.is_safer_custody
         and contact.source == "portal_form"
         and examined.verified

@@ -76,6 +76,8 @@ def entry(
         "categories": list(contact.categories),
         "urgency": contact.urgency,
         "triage_reasons": list(contact.triage_reasons),
+        "could_not_account_for": list(contact.unaccounted),
+        "language": contact.language,
         "replies": [
             {
                 "kind": email.kind,

@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 
+# Share of a text's words found in the English vocabularies above which it is English.
+ENGLISH_BY_WORDS = 0.85
+
+
 @dataclass(frozen=True)
 class TriageResult:
     is_safer_custody: bool
@@ -147,36 +151,36 @@ def triage(
     else:
         levels.extend(hint_levels)
 
-    identified = identify(text)
-    if not identified.english and identified.confidence < 0.9 and accounted.english_share >= 0.85:
-        # Short or text-speak English that the detector is unsure of: its words say so.
-        identified = Identified("en", "English", identified.confidence, True)
+    if accounted.english_share >= ENGLISH_BY_WORDS:
+        # Its words are English words: no need to ask the (slow to load) detector.
+        identified = Identified("en", "English", accounted.english_share, True)
+    else:
+        identified = identify(text)
     foreign_categories: list[str] = []
+    # Every language's rules read a text that is not English: families mix languages, and
+    # a detector can take Polish typed without diacritics for Czech.
+    found_foreign = False
+    for language_rules in (load_languages().values() if not identified.english else ()):
+        finding = assess_foreign(text, language_rules)
+        reasons.extend(finding.reasons)
+        if finding.level:
+            found_foreign = True
+            levels.append(finding.level)
+            foreign_categories.extend(finding.categories)
     assessed = True
-    if not identified.english:
-        if identified.code != "en":
-            reasons.append(f"language:{identified.code} ({identified.name}, confidence "
-                           f"{identified.confidence:.2f}): treated as safer custody")
-            levels.append(ROUTINE)
-            # Every language's rules read the text: a detector can take Polish typed
-            # without diacritics for Czech, and families mix languages.
-            found_any = False
-            for language_rules in load_languages().values():
-                finding = assess_foreign(text, language_rules)
-                reasons.extend(finding.reasons)
-                if finding.level:
-                    found_any = True
-                    levels.append(finding.level)
-                    foreign_categories.extend(finding.categories)
-            if identified.code not in load_languages() and not found_any:
-                assessed = False
-                levels.append(URGENT)
-                reasons.append(f"could not be assessed: {identified.name} "
-                               "(mailbot has no rules for it)")
-        else:
-            reasons.append(f"language: probably English (confidence "
-                           f"{identified.confidence:.2f}), not sure enough to answer "
-                           "automatically")
+    if not identified.english and identified.code != "en":
+        reasons.append(f"language:{identified.code} ({identified.name}, confidence "
+                       f"{identified.confidence:.2f}): treated as safer custody")
+        levels.append(ROUTINE)
+        if identified.code not in load_languages() and not found_foreign:
+            assessed = False
+            levels.append(URGENT)
+            reasons.append(f"could not be assessed: {identified.name} "
+                           "(mailbot has no rules for it)")
+    elif not identified.english:
+        reasons.append(f"language: probably English (confidence "
+                       f"{identified.confidence:.2f}), not sure enough to answer "
+                       "automatically")
 
     combo_categories = [rule.category for rule, _ in combos]
     categories = _unique([*safety_categories, *foreign_categories, *combo_categories,

@@ -75,7 +75,8 @@ def account(
         positions = [p for p in range(first, last + 1) if words.stems[p] not in BOUNDARIES]
         count += len(positions)
         english += sum(
-            words.stems[p] in accounting.neutral_words or words.stems[p] in accounting.routine_words
+            words.plains[p] in accounting.neutral_words
+            or words.stems[p] in accounting.routine_words
             or accounting.suspicious(words.stems[p], words.plains[p])
             or bool(_NUMBER.fullmatch(words.plains[p])) for p in positions)
         only_pleasantries = only_pleasantries and all(
@@ -102,7 +103,7 @@ def account(
         alarming = [p for p in strange if p not in explained]
         if any(accounting.suspicious(words.stems[p], words.plains[p]) for p in alarming) or (
             not has_enquiry
-            and any(words.stems[p] not in accounting.neutral_words for p in alarming)
+            and any(words.plains[p] not in accounting.neutral_words for p in alarming)
         ):
             unknown_topic.append(quoted)
     return Account(tuple(unaccounted), tuple(unknown_topic), bool(enquiry_positions), count,

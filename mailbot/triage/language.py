@@ -44,7 +44,9 @@ _ALSO_DETECTED = (
 
 _LEVELS = (URGENT, IMMEDIATE, "means", "time")
 _FOLD = str.maketrans({"ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ß": "ss", "ı": "i",
-                       "ø": "o", "æ": "ae", "œ": "oe", "ŵ": "w", "ŷ": "y"})
+                       "ø": "o", "æ": "ae", "œ": "oe", "ŵ": "w", "ŷ": "y",
+                       # Urdu typed on an Arabic keyboard: yeh, kaf and heh as Urdu writes them
+                       "\u064a": "\u06cc", "\u0643": "\u06a9", "\u0647": "\u06c1"})
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class Piece:
 class PhraseCompiler:
     """Compiles phrases against one rules file's spelling table and word groups."""
 
-    _WORD = re.compile(r"[a-z0-9']+")
+    _WORD = re.compile(r"[^\W_]+(?:'[^\W_]*)*")  # letters of any script, digits
     _SLOTS = re.compile(r"\([^()\[\]]*\)|\[[^()\[\]]*\]|[^\s()\[\]]+|\S")
 
     def __init__(self, spelling: Mapping[str, tuple[str, ...]], gap_words: int) -> None:

@@ -72,7 +72,7 @@ class Accounting:
     # sentence holding one that no rule explains goes to a person as safer custody.
     suspicious_words: frozenset[str]
     suspicious_prefixes: tuple[str, ...]
-    neutral_words: frozenset[str]  # common English words that are neither
+    neutral_words: frozenset[str]  # common English words as written (not stems)
     pleasantry_words: frozenset[str]  # greetings, thanks and sign-offs
     max_words: int
 

@@ -322,19 +322,20 @@ def _accounting(raw: dict[str, Any], compiler: PhraseCompiler) -> Accounting:
         routine_words=routine,
         suspicious_words=frozenset(suspicious),
         suspicious_prefixes=tuple(sorted(compiler.literal_prefixes)),
-        neutral_words=_neutral_vocabulary(neutral_size) - suspicious,
+        neutral_words=_neutral_vocabulary(neutral_size),
         pleasantry_words=stems("pleasantry_words"),
         max_words=max_words,
     )
 
 
 def _neutral_vocabulary(size: int) -> frozenset[str]:
-    """Stems of the `size` commonest English words (wordfreq's lists, which it ships)."""
+    """The `size` commonest English words as written (wordfreq's lists, which it ships);
+    a word there that is also suspicious is judged suspicious first."""
     if not size:
         return frozenset()
     from wordfreq import top_n_list
 
-    return frozenset(stem(plain(w)) for w in top_n_list("en", size) if w.isalpha())
+    return frozenset(plain(w) for w in top_n_list("en", size) if w.isalpha())
 
 
 def _array(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -1,0 +1,55 @@
+"""The promise on the labelled corpora (tests/data/triage/): every safety concern is
+logged as one, threats to life are immediate, and no safety concern is ever answered
+automatically. bench/triage.py prints the same figures with the confusion tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailbot.triage import load_rules
+from tests.triage_corpus import load_cases, score
+
+RULES = load_rules()
+MAIN = load_cases("main")
+HELDOUT = load_cases("heldout")
+
+
+def _listed(misses: list, why: str) -> str:
+    return "\n".join(f"  [{case['file']}] {case['text'][:140]!r}\n    -> {result.urgency} "
+                     f"{list(result.reasons)[:3]}" for w, case, result in misses if w == why)
+
+
+def test_the_corpora_are_large_and_labelled_in_every_style() -> None:
+    assert len(MAIN) >= 600 and len(HELDOUT) >= 150
+    for case in MAIN + HELDOUT:
+        assert isinstance(case["safety"], bool), case
+        if case["safety"]:
+            assert case["urgency"] in ("immediate", "urgent", "routine"), case
+        else:
+            assert case.get("category") or case.get("categories"), case
+    languages = {case.get("language", "en") for case in MAIN}
+    assert {"cy", "pl", "ro", "sq", "lt", "pt"} <= languages
+
+
+def test_every_safety_concern_of_the_main_corpus_is_logged_as_safer_custody() -> None:
+    figures = score(MAIN, RULES)
+    assert figures.recall == 1.0, _listed(figures.misses, "safety not logged")
+
+
+def test_nineteen_in_twenty_threats_to_life_of_the_main_corpus_are_immediate() -> None:
+    figures = score(MAIN, RULES)
+    assert figures.immediate_recall >= 0.95, _listed(
+        figures.misses, "threat to life not immediate")
+
+
+@pytest.mark.parametrize("name", ["main", "heldout"])
+def test_no_safety_concern_is_ever_answered_automatically(name: str) -> None:
+    figures = score(MAIN if name == "main" else HELDOUT, RULES)
+    assert figures.safety_auto_replied == 0, _listed(figures.misses, "safety AUTO-REPLIED")
+
+
+@pytest.mark.parametrize("name", ["main", "heldout"])
+def test_an_enquiry_in_another_language_is_held_for_staff(name: str) -> None:
+    figures = score(MAIN if name == "main" else HELDOUT, RULES)
+    assert figures.foreign_enquiries_held == figures.foreign_enquiries, _listed(
+        figures.misses, "foreign enquiry not held for staff")
