@@ -153,7 +153,8 @@ class ForeignFinding:
 
 def assess_foreign(text: str, rules: ForeignRules) -> ForeignFinding:
     """What the rules for one language find: a safety signal is urgent, and immediate
-    with an act, or together with a means or a time."""
+    with an act, or together with a means or a time; a means and a time together (a plan)
+    are immediate on their own."""
     words = read(fold(text), {})
     fired: dict[str, list[ForeignSignal]] = {}
     reasons = []
@@ -167,6 +168,9 @@ def assess_foreign(text: str, rules: ForeignRules) -> ForeignFinding:
         reasons.append(f"{signal.category or 'safety'}: \"{quoted}\" "
                        f"({rules.name}, {signal.level}, rule {signal.name})")
     safety = fired.get(IMMEDIATE, []) + fired.get(URGENT, [])
+    if not safety and fired.get("means") and fired.get("time"):
+        return ForeignFinding(IMMEDIATE, ("suicide_self_harm",), (
+            *reasons, f"immediate: a means and a time together ({rules.name}, a plan)"))
     if not safety:
         return ForeignFinding("", (), tuple(reasons))
     level = URGENT
