@@ -32,7 +32,9 @@ from mailbot.triage.categories import (
     RANK,
     ROUTINE,
     SAFETY_CATEGORIES,
+    RELATED_ENQUIRIES,
     SAFETY_LEVELS,
+    SPECIFIC_ENQUIRIES,
     URGENCIES,
     URGENT,
 )
@@ -113,7 +115,8 @@ def triage(
             levels.append(m.level)
             if m.signal.category:
                 safety_categories.append(m.signal.category)
-    for m in sorted(first.values(), key=lambda m: m.start):
+    for m in sorted(first.values(), key=lambda m: (
+            m.signal.category not in SPECIFIC_ENQUIRIES, m.start)):
         if m.level == ENQUIRY:
             enquiry_categories.append(m.signal.category)
 
@@ -144,10 +147,17 @@ def triage(
                       and "reassurance" in m.signal.tags), None)
     hint_levels: list[str] = []
     topic_category = _form_hints(topic, urgency_choice, rules, hint_levels, reasons)
-    form_outweighed = bool(hint_levels) and reassured is not None and not levels
-    if form_outweighed:
+    # A topic chosen (a routine hint) is outweighed by a text accounted for as routine;
+    # "I am worried about their safety" only by the text saying it was a slip.
+    related = set(RELATED_ENQUIRIES.get(topic_category, ())) & set(enquiry_categories)
+    form_outweighed = bool(hint_levels) and not levels and (reassured is not None or (
+        accounted.complete and not related
+        and max(hint_levels, key=RANK.__getitem__) == ROUTINE))
+    if form_outweighed and reassured is not None:
         reasons.append(f"form choice outweighed: the text says "
                        f"{excerpt(words, reassured.start, reassured.end)}")
+    elif form_outweighed:
+        reasons.append("form choice outweighed: every sentence is a routine enquiry")
     else:
         levels.extend(hint_levels)
 

@@ -28,7 +28,8 @@ from mailbot.triage.reading import BOUNDARIES, Words
 from mailbot.triage.rules import Accounting
 
 _QUOTE_CHARS = 160
-_NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p)?")
+# Numbers, dates, times, money and prisoner numbers (A1234BC) account for themselves.
+_NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p|k|m|ft)?|[a-z][0-9]{4}[a-z]{2}")
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,23 @@ def account(
 
 
 def _a_name(words: Words, position: int, sentence_start: int) -> bool:
-    """A capitalised word inside a sentence ("Thanks, Kerry", "from Lithuania")."""
-    written = words.text[words.spans[position][0]:words.spans[position][1]]
-    return (
-        position != sentence_start
-        and len(written) > 1
-        and written[0].isupper()
-        and written[1:].islower()
-        and words.stems[position - 1] not in BOUNDARIES[:1]
-    )
+    """A capitalised word inside a sentence ("Thanks, Kerry", "from Lithuania"), or a
+    sign-off of capitalised words alone ("Okafor", "Mrs J. Whitcombe")."""
+    def written(p: int) -> str:
+        return words.text[words.spans[p][0]:words.spans[p][1]]
+
+    def capitalised(p: int) -> bool:
+        w = written(p)
+        return bool(w) and w[0].isupper() and (len(w) == 1 or w[1:].islower())
+
+    if not capitalised(position):
+        return False
+    if position != sentence_start:
+        return len(written(position)) > 1
+    end = position
+    while end + 1 < len(words.stems) and words.stems[end + 1] not in BOUNDARIES:
+        end += 1
+    return end - position < 3 and all(capitalised(p) for p in range(position, end + 1))
 
 
 def _quote(words: Words, first: int, last: int) -> str:

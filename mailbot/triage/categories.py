@@ -33,6 +33,21 @@ ENQUIRY_CATEGORIES: tuple[str, ...] = (
     "other",
 )
 CATEGORIES = SAFETY_CATEGORIES + ENQUIRY_CATEGORIES
+# A safety topic chosen on the form gives context to an enquiry about these departments
+# ("Debt" and a request to send money may be pressure on the wing), so a routine text
+# about them never outweighs that choice.
+RELATED_ENQUIRIES: dict[str, tuple[str, ...]] = {
+    "debt": ("money",),
+    "physical_health_medication": ("healthcare_admin",),
+    "drugs_alcohol": ("healthcare_admin", "money"),
+    "loss_of_contact": ("phone_pin", "letters", "visits"),
+}
+# A department named in a text is what it is about, before the generic topics it
+# mentions on the way ("housing before release" is resettlement, not release).
+SPECIFIC_ENQUIRIES: tuple[str, ...] = (
+    "complaint", "healthcare_admin", "sentence_planning", "resettlement", "chaplaincy",
+    "education_work", "gym",
+)
 
 IMMEDIATE, URGENT, ROUTINE = "immediate", "urgent", "routine"
 NOT_SAFER_CUSTODY = "not_safer_custody"
