@@ -167,11 +167,13 @@ def triage(
     else:
         identified = identify(text)
     foreign_categories: list[str] = []
-    # Every language's rules read a text that is not English: families mix languages, and
-    # a detector can take Polish typed without diacritics for Czech.
+    # Every language's rules read every text: families mix languages, and a detector can
+    # take Polish typed without diacritics for Czech. In an English text only matches
+    # holding a non-English word count; the English rules judge the rest.
     found_foreign = False
-    for language_rules in (load_languages().values() if not identified.english else ()):
-        finding = assess_foreign(text, language_rules)
+    english_word = rules.accounting.english_word if identified.english else _no_word
+    for language_rules in load_languages().values():
+        finding = assess_foreign(text, language_rules, english_word)
         reasons.extend(finding.reasons)
         if finding.level:
             found_foreign = True
@@ -238,6 +240,10 @@ def _form_hints(
             levels.append(level)
             reasons.append(f"urgency choice: {urgency_choice.strip()} ({level})")
     return category
+
+
+def _no_word(word: str) -> bool:
+    return False
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -151,20 +152,26 @@ class ForeignFinding:
     reasons: tuple[str, ...]
 
 
-def assess_foreign(text: str, rules: ForeignRules) -> ForeignFinding:
+def assess_foreign(
+    text: str, rules: ForeignRules, english: Callable[[str], bool] = lambda word: False
+) -> ForeignFinding:
     """What the rules for one language find: a safety signal is urgent, and immediate
     with an act, or together with a means or a time; a means and a time together (a plan)
-    are immediate on their own."""
+    are immediate on their own. A match made only of English words (`english`) does not
+    count: the English rules judge those, negations and all."""
     words = read(fold(text), {})
     fired: dict[str, list[ForeignSignal]] = {}
     reasons = []
     for signal in rules.signals:
-        match = signal.pattern.search(words.joined)
-        if match is None:
+        for match in signal.pattern.finditer(words.joined):
+            matched = [p.split("/")[-1] for p in match.group(1).split()
+                       if p not in (SENTENCE, ",")]
+            if not all(english(word) for word in matched):
+                break
+        else:
             continue
         fired.setdefault(signal.level, []).append(signal)
-        quoted = " ".join(p.split("/")[-1] for p in match.group(1).split()
-                          if p not in (SENTENCE, ","))
+        quoted = " ".join(matched)
         reasons.append(f"{signal.category or 'safety'}: \"{quoted}\" "
                        f"({rules.name}, {signal.level}, rule {signal.name})")
     safety = fired.get(IMMEDIATE, []) + fired.get(URGENT, [])

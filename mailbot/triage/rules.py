@@ -76,6 +76,10 @@ class Accounting:
     pleasantry_words: frozenset[str]  # greetings, thanks and sign-offs
     max_words: int
 
+    def english_word(self, plain: str) -> bool:
+        """A word of the English vocabularies (as written, lower case, no diacritics)."""
+        return plain in self.neutral_words
+
     def suspicious(self, stem: str, plain: str) -> bool:
         return stem in self.suspicious_words or plain.startswith(self.suspicious_prefixes)
 
