@@ -127,7 +127,7 @@ def triage(
             reasons.append(f"negated: {excerpt(words, m.negated_by, m.end)} "
                            f"(rule {m.signal.name}, ignored)")
 
-    accounted = account(words, matches, rules.accounting, names)
+    accounted = account(words, matches, rules.accounting, names, rules.negation.negators)
     if not levels and accounted.unknown_topic:
         # Words no rule explains: when in doubt it is a safety concern, and a person
         # decides; it is never signposted away on one routine word.
@@ -143,8 +143,10 @@ def triage(
 
     # The form's choices only add, unless the text itself says the safety choice was a
     # slip ("ticked the wrong box", "he's fine") and nothing else in it is a concern.
+    # A denial ("he's not suicidal") reassures as much as "he's fine" does.
     reassured = next((m for m in live if m.level == MARKER
-                      and "reassurance" in m.signal.tags), None)
+                      and "reassurance" in m.signal.tags), None) or next(
+        (m for m in matches if m.negated_by is not None), None)
     hint_levels: list[str] = []
     topic_category = _form_hints(topic, urgency_choice, rules, hint_levels, reasons)
     # A topic chosen (a routine hint) is outweighed by a text accounted for as routine;

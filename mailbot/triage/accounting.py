@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from mailbot.triage.categories import ENQUIRY, IDIOM, SAFETY_LEVELS
 from mailbot.triage.matching import Match
-from mailbot.triage.reading import BOUNDARIES, Words
+from mailbot.triage.reading import BOUNDARIES, Words, stem
 from mailbot.triage.rules import Accounting
 
 _QUOTE_CHARS = 160
@@ -50,7 +50,11 @@ class Account:
 
 
 def account(
-    words: Words, matches: Iterable[Match], accounting: Accounting, names: Iterable[str] = ()
+    words: Words,
+    matches: Iterable[Match],
+    accounting: Accounting,
+    names: Iterable[str] = (),
+    negators: frozenset[str] = frozenset(),
 ) -> Account:
     live = [m for m in matches if m.negated_by is None]
     enquiry_positions: set[int] = set()
@@ -101,14 +105,44 @@ def account(
         # A word a safety rule uses (or of feeling, ending, harm) that no rule explained,
         # or, in a sentence about no enquiry, a word that is not everyday English (slang,
         # a misspelling): possibly a concern in words mailbot does not know.
-        alarming = [p for p in strange if p not in explained]
-        if any(accounting.suspicious(words.stems[p], words.plains[p]) for p in alarming) or (
+        # A word just after "not" ("it isn't hurting") is denied, not alarming.
+        alarming = [p for p in strange if p not in explained and not any(
+            words.stems[q] in negators for q in range(max(first, p - 2), p))]
+        if any(_suspicious(words, p, accounting) for p in alarming) or (
             not has_enquiry
-            and any(words.plains[p] not in accounting.neutral_words for p in alarming)
+            and any(not _everyday(words.plains[p], accounting) for p in alarming)
         ):
             unknown_topic.append(quoted)
     return Account(tuple(unaccounted), tuple(unknown_topic), bool(enquiry_positions), count,
                    only_pleasantries, english / count if count else 1.0)
+
+
+def _suspicious(words: Words, position: int, accounting: Accounting) -> bool:
+    plain = words.plains[position]
+    if accounting.suspicious(words.stems[position], plain):
+        return True
+    # A misspelling of a suspicious word ("sucidal", "hurtin") is suspicious too.
+    return plain not in accounting.neutral_words and any(
+        accounting.suspicious(stem(word), word) for word in _one_slip(plain)
+        if word in accounting.neutral_words)
+
+
+def _everyday(plain: str, accounting: Accounting) -> bool:
+    """An everyday English word, or one slip of the keyboard away from one ("daugter")."""
+    if plain in accounting.neutral_words:
+        return True
+    return len(plain) >= 4 and any(word in accounting.neutral_words for word in _one_slip(plain))
+
+
+def _one_slip(word: str) -> set[str]:
+    """Every word one deletion, swap, replacement or insertion away (Norvig's edits1)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    deletes = [a + b[1:] for a, b in splits if b]
+    swaps = [a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1]
+    replaces = [a + c + b[1:] for a, b in splits if b for c in letters]
+    inserts = [a + c + b for a, b in splits for c in letters]
+    return set(deletes + swaps + replaces + inserts)
 
 
 def _a_name(words: Words, position: int, sentence_start: int) -> bool:
