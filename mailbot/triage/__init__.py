@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from mailbot.parsers.contact import ParsedContact, Source
 from mailbot.triage.accounting import account
@@ -43,7 +44,8 @@ from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
 from mailbot.triage.phrases import TriageRulesError
 from mailbot.triage.reading import clean_text, read, stem
 from mailbot.triage.rules import TriageRules
-from mailbot.triage.rules_file import default_rules_path, label_key, load_rules
+from mailbot.triage.rules_file import default_rules_path, label_key
+from mailbot.triage.rules_file import load_rules as _load_rules
 
 __all__ = [
     "CATEGORIES", "ENQUIRY_CATEGORIES", "IMMEDIATE", "NOT_SAFER_CUSTODY", "RANK", "ROUTINE",
@@ -242,6 +244,14 @@ def _form_hints(
             levels.append(level)
             reasons.append(f"urgency choice: {urgency_choice.strip()} ({level})")
     return category
+
+
+def load_rules(path: Path | str | None = None) -> TriageRules:
+    """The English rules (`rules_file.load_rules`), with the other languages' rules checked
+    too, so that a broken rules file of either kind stops mailbot at start."""
+    rules = _load_rules(path)
+    load_languages()
+    return rules
 
 
 def _no_word(word: str) -> bool:
