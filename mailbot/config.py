@@ -72,9 +72,6 @@ class MailboxSettings:
     idle: bool = True
     poll_interval_seconds: int = 60
     batch_size: int = 200
-    # With more than one batch waiting, examine (parse, triage) on the other CPUs while
-    # this process stores: off, a backlog takes about twice as long on two CPUs.
-    parallel_examine: bool = True
     # Larger messages are moved to quarantine unread: holding them in memory would let
     # one message stop the daemon, and the mailbox itself still keeps them.
     max_message_bytes: int = 50 * 1024 * 1024

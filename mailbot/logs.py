@@ -9,9 +9,6 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,65 +42,18 @@ def _quote(value: Any) -> str:
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever `sys.stderr` is at the time, not what it was at setup; inside
-    `lines_held()`, holds that thread's lines below WARNING to write them in one go."""
+    """Writes to whatever `sys.stderr` is at the time, not what it was at setup."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
-        self.held = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
-        lines: list[str] | None = getattr(self.held, "lines", None)
-        if lines is None or record.levelno >= logging.WARNING:
-            self.write_held()  # first, to keep the order
-            self.stream = sys.stderr
-            super().emit(record)
-            return
-        try:
-            lines.append(self.format(record) + self.terminator)
-        except Exception:  # noqa: BLE001 - as logging.StreamHandler does
-            self.handleError(record)
-
-    def write_held(self) -> None:
-        lines: list[str] | None = getattr(self.held, "lines", None)
-        if lines:
-            self.stream = sys.stderr
-            self.stream.write("".join(lines))
-            self.flush()
-            lines.clear()
-
-
-_handler: _StderrHandler | None = None
-
-
-@contextmanager
-def lines_held() -> Iterator[None]:
-    """Hold this thread's log lines below WARNING, and write them together at the end.
-
-    A batch logs a line or two a message; written one at a time to a pipe (journald's,
-    say) that was a write and a reader's wake-up each, a tenth of a backlog's time. A
-    WARNING or worse is written at once, after what was held, so nothing waits that
-    someone must see; a process killed meanwhile loses only lines about work its
-    database transaction did not keep either."""
-    handler = _handler
-    if handler is None or getattr(handler.held, "lines", None) is not None:
-        yield
-        return
-    handler.held.lines = []
-    try:
-        yield
-    finally:
-        handler.acquire()
-        try:
-            handler.write_held()
-        finally:
-            handler.held.lines = None
-            handler.release()
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def setup(level: int = logging.INFO) -> None:
-    global _handler
-    handler = _handler = _StderrHandler()
+    handler = _StderrHandler()
     handler.setFormatter(LogfmtFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

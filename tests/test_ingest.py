@@ -100,12 +100,12 @@ def export(config_path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict]:
 
 
 @pytest.mark.parametrize("batches", [
-    "",  # one batch, examined in this process
-    # Batches of three, examined in worker processes (or not), with duplicates and
-    # redeliveries falling in different batches from their first copy.
-    "batch_size = 3\nparallel_examine = true",
-    "batch_size = 3\nparallel_examine = false",
-], ids=["one-batch", "parallel", "serial"])
+    "",  # one batch
+    # Batches of three, and of one, with duplicates and redeliveries falling in
+    # different batches from their first copy.
+    "batch_size = 3",
+    "batch_size = 1",
+], ids=["one-batch", "batches-of-3", "batches-of-1"])
 def test_mixed_inbox_is_emptied_and_logged_exactly_once(dovecot, make_config, capsys, batches):
     seed_mixed_inbox(dovecot)
     config_path, config = make_config(mailbox_extra=batches)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -178,9 +177,15 @@ def _digest_entry(crossing: Crossing, config: Config) -> list[str]:
 
 
 def person_key(contact: Contact) -> str | None:
+    """Who "the same person" is, for persistent contact and the figures: the email
+    address case-folded, else the name (case and spaces folded) with the phone's digits
+    (`consent.contact_key`). None when the contact gives neither."""
+    return _key(contact.submitter_email, contact.submitter_name, contact.submitter_phone)
+
+
+def _key(email: str, name: str, phone: str) -> str | None:
     try:
-        return contact_key(contact.submitter_email, contact.submitter_name,
-                           contact.submitter_phone)
+        return contact_key(email, name, phone)
     except ConsentError:
         return None
 
@@ -200,18 +205,12 @@ def note_persistent_contact(session: Session, config: Config, contact: Contact) 
         contact.flags = [*contact.flags, PERSISTENT_FLAG]
     notice_key = f"{key}|{contact.prisoner_number}"
     window_start = utcnow() - timedelta(days=settings.persistent_window_days)
-    with session.no_autoflush:
-        already = session.scalar(
-            select(func.count())
-            .select_from(ContactAlert)
-            .where(ContactAlert.kind == PERSISTENT)
-            .where(ContactAlert.person_key == notice_key)
-            .where(ContactAlert.created_at >= window_start)
-        )
-    already = already or any(
-        isinstance(other, ContactAlert) and other.kind == PERSISTENT
-        and other.person_key == notice_key
-        for other in session.new
+    already = session.scalar(
+        select(func.count())
+        .select_from(ContactAlert)
+        .where(ContactAlert.kind == PERSISTENT)
+        .where(ContactAlert.person_key == notice_key)
+        .where(ContactAlert.created_at >= window_start)
     )
     if already:
         return True
@@ -236,77 +235,17 @@ def note_persistent_contact(session: Session, config: Config, contact: Contact) 
     return True
 
 
-BATCH = "persistent_contact_batch"
-
-
-def prepare_batch(session: Session, config: Config, numbers: set[str],
-                  earliest: datetime) -> None:
-    """Read once what a batch needs to count persistent contacts, instead of a query per
-    contact: the stored contacts about these prisoners within the window."""
-    since = earliest - timedelta(days=config.deadlines.persistent_window_days)
-    stored: dict[str, list[tuple[str | None, datetime]]] = {number: [] for number in numbers}
-    if numbers:
-        with session.no_autoflush:
-            rows = session.execute(
-                select(Contact).where(Contact.prisoner_number.in_(numbers))
-                .where(Contact.received_at >= since)
-            ).scalars()
-            for row in rows:
-                stored[row.prisoner_number].append((person_key(row), row.received_at))
-    session.info[BATCH] = {"stored": stored, "added": {}}
-
-
-def end_batch(session: Session) -> None:
-    session.info.pop(BATCH, None)
-
-
-def batch_added(session: Session, contact: Contact) -> None:
-    """Called for every log entry a prepared batch adds, flushed or not."""
-    batch = session.info.get(BATCH)
-    if batch is not None:
-        batch["added"].setdefault(contact.prisoner_number, []).append(contact)
-
-
 def _earlier_contacts(session: Session, contact: Contact, key: str, since: datetime) -> int:
     """Contacts from this person about this prisoner in the window up to this one
-    (itself included)."""
-    batch = session.info.get(BATCH)
-    if batch is not None and contact.prisoner_number in batch["stored"]:
-        stored = sum(
-            1 for person, at in batch["stored"][contact.prisoner_number]
-            if person == key and since <= at <= contact.received_at
-        )
-        added = sum(
-            1 for other in batch["added"].get(contact.prisoner_number, ())
-            if person_key(other) == key and since <= other.received_at <= contact.received_at
-        )
-        return stored + added
-    # Outside a prepared batch: what is stored, plus what the session holds unwritten.
-    with session.no_autoflush:
-        stored = session.scalar(
-            select(func.count())
-            .select_from(Contact)
-            .where(Contact.prisoner_number == contact.prisoner_number)
-            .where(_same_person_clause(contact))
-            .where(Contact.received_at >= since)
-            .where(Contact.received_at <= contact.received_at)
-        ) or 0
-    pending = sum(
-        1 for other in session.new
-        if isinstance(other, Contact)
-        and other.prisoner_number == contact.prisoner_number
-        and person_key(other) == key
-        and since <= other.received_at <= contact.received_at
+    (itself included). The same person is `person_key`'s, here as everywhere: who
+    contacted the database about the prisoner is read, and compared by that key."""
+    about_prisoner = session.execute(
+        select(Contact.submitter_email, Contact.submitter_name, Contact.submitter_phone)
+        .where(Contact.prisoner_number == contact.prisoner_number)
+        .where(Contact.received_at >= since)
+        .where(Contact.received_at <= contact.received_at)
     )
-    return stored + pending
-
-
-def _same_person_clause(contact: Contact) -> Any:
-    if contact.submitter_email:
-        return func.lower(Contact.submitter_email) == contact.submitter_email.lower()
-    return (Contact.submitter_name == contact.submitter_name) & (
-        Contact.submitter_phone == contact.submitter_phone
-    )
+    return sum(1 for who in about_prisoner if _key(*who) == key)
 
 
 def record_phone_response(

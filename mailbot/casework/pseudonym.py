@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.db.models import InstallSecret
@@ -19,14 +18,12 @@ from mailbot.replies.consent import ConsentError, contact_key
 
 
 def _secret(session: Session) -> bytes:
-    cached = session.info.get("install_secret")
-    if cached is None:
-        row = session.execute(select(InstallSecret).where(InstallSecret.id == 1)).scalar()
-        if row is None:
-            row = InstallSecret(id=1, secret=secrets.token_hex(32))
-            session.add(row)
-        cached = session.info["install_secret"] = bytes.fromhex(row.secret)
-    return cached
+    row = session.get(InstallSecret, 1)
+    if row is None:
+        row = InstallSecret(id=1, secret=secrets.token_hex(32))
+        session.add(row)
+        session.flush()
+    return bytes.fromhex(row.secret)
 
 
 def prisoner_token(number: str, name: str) -> str | None:

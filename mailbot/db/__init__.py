@@ -4,6 +4,7 @@ schema upgrades (`sessions`), and the Alembic migrations (`migrations/`)."""
 from mailbot.db.sessions import (
     SCHEMA_HEAD,
     alembic_config,
+    lock_for_writing,
     make_engine,
     session_factory,
     session_scope,
@@ -13,6 +14,7 @@ from mailbot.db.sessions import (
 __all__ = [
     "SCHEMA_HEAD",
     "alembic_config",
+    "lock_for_writing",
     "make_engine",
     "session_factory",
     "session_scope",

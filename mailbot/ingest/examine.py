@@ -3,7 +3,7 @@ configuration in, an `Examined` out; no network, no database, never an exception
 
 recognise (what kind of message) -> parse (the form's fields, or a direct email's
 best effort) -> triage (how urgent, which categories). It imports nothing that stores
-or sends, so worker processes examining a backlog (mailbot/ingest/parallel.py) start quickly.
+or sends.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.casework.pseudonym import person_hash
@@ -26,14 +26,20 @@ def format_reference(year: int, number: int) -> str:
 
 
 def allocate_reference(session: Session, year: int) -> str:
-    """Next reference for the year. The counter row is locked (PostgreSQL) or the
-    database serialised (SQLite) until the transaction ends."""
-    counter = session.get(ReferenceCounter, year, with_for_update=True)
-    if counter is None:
-        counter = ReferenceCounter(year=year, last_number=0)
-        session.add(counter)
-    counter.last_number += 1
-    return format_reference(year, counter.last_number)
+    """Next reference for the year, counted by one UPDATE in the database: the counter
+    row stays locked until the transaction ends, so no two writers get the same number."""
+    counters = ReferenceCounter.__table__
+    connection = session.connection()
+    number = connection.execute(
+        update(counters)
+        .where(counters.c.year == year)
+        .values(last_number=counters.c.last_number + 1)
+        .returning(counters.c.last_number)
+    ).scalar()
+    if number is None:  # the year's first reference
+        number = 1
+        connection.execute(insert(counters).values(year=year, last_number=number))
+    return format_reference(year, number)
 
 
 def recorded_by_hash(session: Session, hashes: Iterable[str]) -> dict[str, StoredMessage]:
@@ -44,17 +50,20 @@ def recorded_by_hash(session: Session, hashes: Iterable[str]) -> dict[str, Store
     return {message.sha256: message for message in rows.scalars()}
 
 
-def first_recorded(session: Session, message_id: str | None) -> StoredMessage | None:
-    """The message first recorded under this Message-ID, if any (not itself a duplicate)."""
-    if not message_id:
-        return None
-    return session.execute(
+def recorded_by_message_id(
+    session: Session, message_ids: Iterable[str | None]
+) -> dict[str, StoredMessage]:
+    """The first message recorded under each of these Message-IDs (not a duplicate)."""
+    ids = sorted({mid[:998] for mid in message_ids if mid})
+    if not ids:
+        return {}
+    rows = session.execute(
         select(StoredMessage)
-        .where(StoredMessage.message_id == message_id[:998])
+        .where(StoredMessage.message_id.in_(ids))
         .where(StoredMessage.duplicate_of_id.is_(None))
-        .order_by(StoredMessage.id)
-        .limit(1)
-    ).scalar_one_or_none()
+        .order_by(StoredMessage.id.desc())
+    )
+    return {message.message_id: message for message in rows.scalars() if message.message_id}
 
 
 def record(

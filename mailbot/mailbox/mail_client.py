@@ -60,15 +60,13 @@ def draft_message(config: Config, draft: Draft, in_reply_to: str | None) -> byte
 def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> None:
     folders = config.drafts
     mailbox.ensure_folders(folders.drafts_folder, config.mailbox.sent_folder)
-    # A commit after each step, and no flush while the mailbox is being read: this runs
-    # beside sending, and SQLite has one writer, who must not wait on a server.
+    # A commit after each step: what one step did is kept if the mailbox fails the next.
     with sessions() as session:
         _place_open_drafts(config, session, mailbox)
         session.commit()
         _remove_decided_drafts(config, session, mailbox)
         session.commit()
-        with session.no_autoflush:
-            _record_staff_responses(config, session, mailbox)
+        _record_staff_responses(config, session, mailbox)
         session.commit()
 
 

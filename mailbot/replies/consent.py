@@ -85,8 +85,6 @@ def in_force(
     """What is in force for this prisoner and any of the contact's keys at `at`."""
     if not prisoner_number or not keys:
         return ConsentState("none", None)
-    if prisoner_number not in _prisoners_with_records(session):
-        return ConsentState("none", None)
     at = at or utcnow()
     records = session.execute(
         select(ConsentRecord)
@@ -107,20 +105,6 @@ def in_force(
         newest.setdefault(record.contact_key, record)
     chosen = min(newest.values(), key=lambda r: _PROTECTION[r.scope])
     return ConsentState(chosen.scope, chosen.id)
-
-
-def _prisoners_with_records(session: Session) -> set[str]:
-    """Prisoner numbers the register mentions, read once per transaction: most concerns
-    are about someone with no record, and that needs no query of its own."""
-    key = ("consent_prisoners", id(session.get_transaction()))
-    cached = session.info.get(key)
-    if cached is None:
-        for old in [k for k in session.info if isinstance(k, tuple) and k[0] == key[0]]:
-            del session.info[old]
-        cached = session.info[key] = set(
-            session.execute(select(ConsentRecord.prisoner_number).distinct()).scalars()
-        )
-    return cached
 
 
 def for_contact(session: Session, contact: Contact, at: datetime | None = None) -> ConsentState:
@@ -170,7 +154,6 @@ def _add(
     record = ConsentRecord(prisoner_number=number, contact_key=key, scope=scope,
                            recorded_by=by, recorded_at=utcnow(), note=note)
     session.add(record)
-    _prisoners_with_records(session).add(number)
     session.flush()
     record_event(session, actor=by, action=action,
                  detail={"prisoner": number, "contact": key, "scope": scope, "note": note,

@@ -14,9 +14,8 @@ Temporary SMTP failures (4xx, lost connections) are retried with backoff; perman
 from __future__ import annotations
 
 import logging
-import os
+import secrets
 import smtplib
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from email.utils import format_datetime
 from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import event as event_hook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -94,78 +92,23 @@ def one_line(text: str, limit: int = 200) -> str:
     return " ".join(text.split())[:limit]
 
 
-class _RandomHex:
-    """128 random bits as hex, from the OS's generator, read 4 KiB at a time.
-
-    `uuid.uuid4()` makes a system call each time, and in a backlog each one handed the
-    interpreter to another thread for up to its switch interval: 5% of the storing
-    thread's time. A process made by fork() starts with an empty buffer, so no two
-    processes share IDs."""
-
-    SIZE = 16
-    AT_ONCE = 256
-
-    def __init__(self) -> None:
-        self._forget()
-        os.register_at_fork(after_in_child=self._forget)
-
-    def _forget(self) -> None:
-        self._lock = threading.Lock()
-        self._buffer = b""
-        self._used = 0
-
-    def __call__(self) -> str:
-        with self._lock:
-            if self._used >= len(self._buffer):
-                self._buffer, self._used = os.urandom(self.SIZE * self.AT_ONCE), 0
-            start, self._used = self._used, self._used + self.SIZE
-            token = self._buffer[start: self._used]
-        return token.hex()
-
-
-_random_hex = _RandomHex()
-
-
 def new_message_id(config: Config, reference: str | None) -> str:
+    """`<mailbot.SC-2026-00042.RANDOM@our.domain>`: unique, and says which concern."""
     domain = config.smtp.from_address.rpartition("@")[2]
     tag = f"{reference}." if reference else ""
-    return f"<mailbot.{tag}{_random_hex()}@{domain}>"
-
-
-_AUTO_REPLIED = "mailbot.replies.outbox.auto_replied"
+    return f"<mailbot.{tag}{secrets.token_hex(16)}@{domain}>"
 
 
 def recently_auto_replied(session: Session, recipient: str, window: timedelta) -> bool:
-    address = recipient.lower()
-    return address in _auto_replied_addresses(session, window) or any(
-        isinstance(other, OutboxEmail) and other.automatic and other.status in Status.LIVE
-        and other.recipient.lower() == address
-        for other in session.new
-    )
-
-
-def _auto_replied_addresses(session: Session, window: timedelta) -> frozenset[str]:
-    """Who had an automatic reply within `window`, by what the database holds. Read once
-    a transaction and flush (a backlog batch asks a hundred times), not once a reply."""
-    known: tuple[timedelta, frozenset[str]] | None = session.info.get(_AUTO_REPLIED)
-    if known is not None and known[0] == window:
-        return known[1]
-    with session.no_autoflush:
-        addresses = frozenset(session.scalars(
-            select(func.lower(OutboxEmail.recipient))
-            .where(OutboxEmail.automatic.is_(True))
-            .where(OutboxEmail.status.in_(Status.LIVE))
-            .where(OutboxEmail.created_at >= utcnow() - window)
-            .distinct()
-        ))
-    session.info[_AUTO_REPLIED] = (window, addresses)
-    return addresses
-
-
-@event_hook.listens_for(Session, "after_flush")
-@event_hook.listens_for(Session, "after_transaction_end")
-def _forget_auto_replied(session: Session, *_: object) -> None:
-    session.info.pop(_AUTO_REPLIED, None)
+    """Whether this address had an automatic reply (made, or on its way) within `window`."""
+    return bool(session.scalar(
+        select(func.count())
+        .select_from(OutboxEmail)
+        .where(OutboxEmail.automatic.is_(True))
+        .where(OutboxEmail.status.in_(Status.LIVE))
+        .where(func.lower(OutboxEmail.recipient) == recipient.lower())
+        .where(OutboxEmail.created_at >= utcnow() - window)
+    ))
 
 
 def enqueue(

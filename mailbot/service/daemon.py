@@ -26,14 +26,12 @@ from mailbot.ingest.pipeline import Pipeline
 from mailbot.logs import event
 from mailbot.replies.outbox import SendSummary
 from mailbot.service.health import DATABASE, MAILBOX, SMTP, OutageMonitor
-from mailbot.service.runtime import tune_garbage_collector
 
 log = logging.getLogger(__name__)
 
 
 def run_once(config: Config, sessions: sessionmaker[Session]) -> int:
     pipeline = Pipeline(config, sessions)
-    tune_garbage_collector()
     try:
         summary = pipeline.run_once()
     except MailboxError as exc:
@@ -58,7 +56,6 @@ class Daemon:
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.idle = None
-        tune_garbage_collector()
 
     def poll(self) -> None:
         with self.one_at_a_time:
