@@ -144,7 +144,9 @@ def combine(
         for first in by_tag[0]:
             partners = []
             for group in by_tag[1:]:
-                near = [m for m in group if m is not first and _close(first, m, words, rule)]
+                # Two signs, not one word read twice ("blade" as threat and as weapon).
+                near = [m for m in group if not (m.start <= first.end and first.start <= m.end)
+                        and _close(first, m, words, rule)]
                 if not near:
                     break
                 partners.append(near[0])

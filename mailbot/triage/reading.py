@@ -41,6 +41,8 @@ _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 _TAG_BREAK = re.compile(r"(?i)<\s*(?:br|/tr|/li|/h\d)\b[^<>]*>")
 _TAG_PARA = re.compile(r"(?i)<\s*(?:/p|/div|p|div|hr)\b[^<>]*>")
 _TAG = re.compile(r"<[A-Za-z!/][^<>]*>")
+_PICTOGRAPH = re.compile(
+    "[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF][\uFE0F\u200D]*")
 _QUOTE_MARKS = re.compile(r"(?m)^[ \t]*(?:>[ \t]?)+")
 _PIECES = re.compile(
     r"(?P<word>[^\W_]+(?:'[^\W_]+)*)"
@@ -125,6 +127,9 @@ def read(
         for symbol, meaning in emoji.items():
             if symbol in cleaned:
                 cleaned = cleaned.replace(symbol, f" {meaning} ")
+        # Any other pictograph is read as the word "emoji": something said that no rule
+        # knows, so the text is not accounted for and a person reads it.
+        cleaned = _PICTOGRAPH.sub(" emoji ", cleaned)
     stems: list[str] = []
     plains: list[str] = []
     spans: list[tuple[int, int]] = []
