@@ -171,12 +171,17 @@ def triage(
     else:
         identified = identify(text)
     foreign_categories: list[str] = []
-    # Every language's rules read every text: families mix languages, and a detector can
-    # take Polish typed without diacritics for Czech. In an English text only matches
-    # holding a non-English word count; the English rules judge the rest.
+    # In an English text only matches holding a non-English word count; the English
+    # rules judge the rest.
     found_foreign = False
     english_word = rules.accounting.english_word if identified.english else _no_word
-    for language_rules in load_languages().values():
+    languages = load_languages()
+    # A language identified with rules of its own is read by those alone (Portuguese
+    # rules misread Spanish); otherwise by every language's (mixed texts, Urdu in Latin
+    # letters, Polish without diacritics taken for Czech).
+    readers = ([languages[identified.code]] if identified.code in languages
+               else languages.values())
+    for language_rules in readers:
         finding = assess_foreign(text, language_rules, english_word)
         reasons.extend(finding.reasons)
         if finding.level:
