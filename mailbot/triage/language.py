@@ -47,7 +47,8 @@ _LEVELS = (URGENT, IMMEDIATE, "means", "time")
 _FOLD = str.maketrans({"ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ß": "ss", "ı": "i",
                        "ø": "o", "æ": "ae", "œ": "oe", "ŵ": "w", "ŷ": "y",
                        # Urdu typed on an Arabic keyboard: yeh, kaf and heh as Urdu writes them
-                       "\u064a": "\u06cc", "\u0643": "\u06a9", "\u0647": "\u06c1"})
+                       "\u064a": "\u06cc", "\u0643": "\u06a9", "\u0647": "\u06c1",
+                       "\u0640": None})  # tatweel, a stretching stroke, is no letter
 
 
 @dataclass(frozen=True)
