@@ -3,6 +3,7 @@ databases, each on loopback and thrown away after the test."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +20,11 @@ from mailbot.devtools.devservers import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-SAMPLES = SHARED / "samples"
+# The repository's own test data: sample messages and real-world automatic mail
+# (each directory's README says where it comes from and its licence).
+DATA = REPO / "tests" / "data"
+SAMPLES = DATA / "samples"
+BOUNCES = DATA / "realworld" / "bounces"
 
 
 def sample_bytes(name: str) -> bytes:
@@ -40,6 +44,10 @@ def dovecot() -> Iterator[Dovecot]:
 
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
+    # aiosmtpd logs every connection at INFO ("EOF received", "connection lost"):
+    # chatter that buried the tests' own output.
+    for chatty in ("mail.log", "aiosmtpd"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     sink = SmtpSink.start()
     yield sink
     sink.stop()

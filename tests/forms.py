@@ -1,4 +1,4 @@
-"""Builds portal contact form emails in the reference format (shared/portal-form.md)."""
+"""Builds portal contact form emails in the reference format (docs/portal-form.md)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from mailbot.cli import main
 from mailbot.db.models import Disposition, StoredMessage
 from mailbot.ingest.pipeline import Pipeline
 from mailbot.mailbox.fetch import Mailbox
-from tests.conftest import SHARED, sample_bytes
+from tests.conftest import BOUNCES, sample_bytes
 from tests.forms import portal_form
 
 pytestmark = pytest.mark.servers
@@ -84,7 +84,7 @@ def seed_mixed_inbox(dovecot) -> None:  # type: ignore[no-untyped-def]
     for name in PORTAL_FORMS + ["05-direct-email.eml", "06-out-of-office.eml"]:
         dovecot.append(sample_bytes(name))
     for name in ("dsn_01.eml", "postfix_01.eml", "qmail_01.eml"):
-        dovecot.append((SHARED / "realworld" / "bounces" / name).read_bytes())
+        dovecot.append((BOUNCES / name).read_bytes())
     dovecot.append(b"this is not an email at all, just a line of text\r\n")
     dovecot.append(broken_portal_form())
     dovecot.append(unknown_charset_email())

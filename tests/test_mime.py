@@ -7,9 +7,7 @@ from email.message import EmailMessage
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,8 +18,7 @@ from mailbot.parsers.mime import (
     html_to_text,
     read_message,
 )
-
-REALWORLD = Path(__file__).resolve().parent.parent.parent / "shared" / "realworld" / "bounces"
+from tests.conftest import BOUNCES
 
 
 def raw_part(content_type: str, cte: str, body: bytes, extra: str = "") -> bytes:
@@ -183,9 +180,8 @@ def test_body_text_never_raises_on_any_bytes(noise):
                 text.encode("utf-8")  # no surrogates left to break the store
 
 
-@pytest.mark.skipif(not REALWORLD.is_dir(), reason="real-world bounces not available")
 def test_real_world_bounces_read_without_raising():
-    for path in sorted(REALWORLD.iterdir()):
+    for path in sorted(BOUNCES.iterdir()):
         msg = read_message(path.read_bytes())
         body = body_text(msg)
         assert body.plain is not None or body.html is not None, path.name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,10 +12,8 @@ from mailbot.config import from_dict
 from mailbot.parsers.contact import Flag, ParsedContact, Source
 from mailbot.parsers.direct_email import parse_direct_email
 from mailbot.parsers.mime import read_message
+from tests.conftest import BOUNCES, SAMPLES
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-SAMPLES = SHARED / "samples"
-REALWORLD = SHARED / "realworld" / "bounces"
 CONFIG = from_dict(
     {
         "prison": {"name": "HMP Exampletown"},
@@ -45,8 +42,6 @@ def email(
 
 def test_sample_05_direct_email():
     path = SAMPLES / "05-direct-email.eml"
-    if not path.exists():
-        pytest.skip("sample not available")
     contact = parse_direct_email(read_message(path.read_bytes()), CONFIG)
     assert contact.source is Source.DIRECT_EMAIL
     assert contact.subject == "My son Ryan Sample A4455CD"
@@ -231,8 +226,7 @@ def test_property_never_raises_on_any_bytes(noise):
         contact.submitter.name.encode("utf-8")
 
 
-@pytest.mark.skipif(not REALWORLD.is_dir(), reason="real-world bounces not available")
 def test_real_world_bounces_parse_without_raising():
-    for path in sorted(REALWORLD.iterdir()):
+    for path in sorted(BOUNCES.iterdir()):
         contact = parse_direct_email(read_message(path.read_bytes()), CONFIG)
         assert contact.concern_text, path.name

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,10 +18,8 @@ from mailbot.config import DEFAULT_LABELS, from_dict
 from mailbot.parsers.contact import Flag, FormParseError, ParsedContact, Source
 from mailbot.parsers.mime import read_message
 from mailbot.parsers.portal_form import normalise_prisoner_number, parse_portal_form
+from tests.conftest import BOUNCES, SAMPLES
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-SAMPLES = SHARED / "samples"
-REALWORLD = SHARED / "realworld" / "bounces"
 LONDON = ZoneInfo("Europe/London")
 BASE_CONFIG = {
     "prison": {"name": "HMP Exampletown"},
@@ -34,10 +31,7 @@ SUBMITTED = datetime(2026, 11, 14, 21, 46, tzinfo=LONDON)
 
 
 def sample_message(name: str) -> EmailMessage:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"sample {name} not available")
-    return read_message(path.read_bytes())
+    return read_message((SAMPLES / name).read_bytes())
 
 
 def sample(name: str) -> ParsedContact:
@@ -487,9 +481,8 @@ def test_property_only_form_parse_error_is_ever_raised(noise, content_type):
         contact.concern_text.encode("utf-8")
 
 
-@pytest.mark.skipif(not REALWORLD.is_dir(), reason="real-world bounces not available")
 def test_real_world_bounces_are_not_forms():
-    for path in sorted(REALWORLD.iterdir()):
+    for path in sorted(BOUNCES.iterdir()):
         with pytest.raises(FormParseError):
             parse_portal_form(read_message(path.read_bytes()), CONFIG)
 

@@ -19,10 +19,7 @@ from mailbot.ingest.recognise import (
     recognise_bytes,
 )
 from mailbot.parsers.mime import read_message
-
-SHARED = Path(__file__).parent.parent.parent / "shared"
-SAMPLES = SHARED / "samples"
-BOUNCES = SHARED / "realworld" / "bounces"
+from tests.conftest import BOUNCES, SAMPLES
 
 CONFIG = from_dict(
     {
@@ -103,7 +100,7 @@ def dsn(original_headers: str, *, recipient: str = "jane.example@example.com") -
     )
 
 
-# --- The shared samples ---------------------------------------------------------------
+# --- The samples (tests/data/samples) -----------------------------------------------
 
 SAMPLE_EXPECTATIONS = [
     ("01-portal-safety-multipart.eml", MessageKind.PORTAL_FORM, True),
@@ -116,10 +113,7 @@ SAMPLE_EXPECTATIONS = [
 
 
 def _sample(name: str) -> bytes:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"shared sample {path} is missing (expected /work/shared next to the repo)")
-    return path.read_bytes()
+    return (SAMPLES / name).read_bytes()
 
 
 @pytest.mark.parametrize(("name", "kind", "verified"), SAMPLE_EXPECTATIONS)
@@ -149,22 +143,19 @@ def test_out_of_office_sample_gives_its_header_as_reason() -> None:
 
 # --- Real-world bounces ---------------------------------------------------------------
 
-BOUNCE_FILES = sorted(BOUNCES.glob("*.eml")) if BOUNCES.is_dir() else []
+BOUNCE_FILES = sorted(BOUNCES.glob("*.eml"))
 
 
-@pytest.mark.skipif(not BOUNCE_FILES, reason=f"real-world bounces not found in {BOUNCES}")
 @pytest.mark.parametrize("path", BOUNCE_FILES, ids=lambda p: p.name)
 def test_real_world_bounce_is_automatic(path: Path) -> None:
     result = recognise_bytes(path.read_bytes(), CONFIG)
     assert result.kind in (MessageKind.BOUNCE, MessageKind.AUTO_REPLY), result.reasons
 
 
-@pytest.mark.skipif(not BOUNCE_FILES, reason=f"real-world bounces not found in {BOUNCES}")
 def test_all_103_real_world_bounces_are_present() -> None:
     assert len(BOUNCE_FILES) == 103
 
 
-@pytest.mark.skipif(not BOUNCE_FILES, reason=f"real-world bounces not found in {BOUNCES}")
 def test_real_world_dsn_gives_recipient_and_original() -> None:
     result = recognise_bytes((BOUNCES / "dsn_10.eml").read_bytes(), CONFIG)
     assert result.kind is MessageKind.BOUNCE
@@ -608,8 +599,7 @@ def _seeds() -> list[bytes]:
         dsn(f"Message-ID: <{OUR_ID}>"),
     ]
     for directory in (SAMPLES, BOUNCES):
-        if directory.is_dir():
-            seeds.extend(p.read_bytes() for p in sorted(directory.glob("*.eml"))[:12])
+        seeds.extend(p.read_bytes() for p in sorted(directory.glob("*.eml"))[:12])
     return seeds
 
 

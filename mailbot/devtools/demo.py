@@ -2,7 +2,9 @@
 
 Starts a throwaway Dovecot seeded with the sample messages (and a few real bounces), a
 local SMTP sink and an SQLite database, runs `mailbot run --once` against them, then
-shows what happened to each message and the communications log.
+shows what happened to each message, the communications log, and the run in numbers
+(messages seen, logged, replied, drafted, alerted). The samples and bounces are the
+repository's own, in tests/data/.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mailbot import config as config_module
 from mailbot.cli import main as mailbot
+from mailbot.config import Config
 from mailbot.devtools.devservers import Dovecot, SmtpSink, dovecot_available, write_config
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SAMPLES = REPO.parent / "shared" / "samples"
-DEFAULT_BOUNCES = REPO.parent / "shared" / "realworld" / "bounces"
+DEFAULT_SAMPLES = REPO / "tests" / "data" / "samples"
+DEFAULT_BOUNCES = REPO / "tests" / "data" / "realworld" / "bounces"
 
 
 ALERTS = """[alerts]
@@ -36,6 +40,9 @@ def run(samples: Path, keep: bool) -> int:
     smtp = SmtpSink.start()
     try:
         seeded = sorted(samples.glob("*.eml"))
+        if not seeded:
+            print(f"demo: no sample messages (*.eml) in {samples}", file=sys.stderr)
+            return 1
         for path in seeded:
             imap.append(path.read_bytes())
         bounces = sorted(DEFAULT_BOUNCES.glob("*.eml"))[:3]
@@ -58,6 +65,9 @@ def run(samples: Path, keep: bool) -> int:
         counts = imap.folder_counts("INBOX", "Processed", "Quarantine")
         print(f"\n== mailbox folders now: {counts}")
         print(f"== emails the SMTP sink received: {len(smtp.messages)}")
+        print("\n== what happened")
+        for line in what_happened(config_module.load(config)):
+            print(f"   {line}")
         if keep:
             print(f"== kept everything under {root}")
         return 0
@@ -68,6 +78,33 @@ def run(samples: Path, keep: bool) -> int:
             import shutil
 
             shutil.rmtree(root, ignore_errors=True)
+
+
+def what_happened(config: Config) -> list[str]:
+    """The run in five numbers, read back from the communications log."""
+    from sqlalchemy import func, select
+
+    from mailbot import db
+    from mailbot.db.models import Contact, Draft, OutboxEmail, StoredMessage
+
+    engine = db.make_engine(config.database.url)
+    try:
+        with db.session_factory(engine)() as session:
+            def count(model, *where) -> int:  # type: ignore[no-untyped-def]
+                return session.scalar(select(func.count()).select_from(model).where(*where))
+
+            return [
+                f"messages seen:  {count(StoredMessage)}",
+                f"logged:         {count(Contact)} "
+                f"({count(Contact, Contact.is_safer_custody.is_(True))} safer custody)",
+                f"replied:        {count(OutboxEmail, OutboxEmail.kind == 'signposting')} "
+                "signposting replies",
+                f"drafted:        {count(Draft)} acknowledgements for staff to approve",
+                f"alerted:        {count(OutboxEmail, OutboxEmail.kind == 'urgent_alert')} "
+                "urgent alerts",
+            ]
+    finally:
+        engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
