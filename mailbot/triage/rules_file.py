@@ -25,7 +25,6 @@ from mailbot.triage.categories import (
     MARKER,
     SAFETY_CATEGORIES,
     SAFETY_LEVELS,
-    SIGNAL_LEVELS,
 )
 from mailbot.triage.phrases import PhraseCompiler, TriageRulesError
 from mailbot.triage.reading import plain, stem
@@ -37,6 +36,7 @@ from mailbot.triage.rules import (
     Signal,
     TriageRules,
 )
+from mailbot.triage.rules_schema import AccountingTable, SignalEntry, validate
 
 DEFAULT_GAP_WORDS = 3
 
@@ -46,26 +46,6 @@ def label_key(label: str) -> str:
     return " ".join(re.findall(r"[^\W_]+", label.casefold()))
 
 
-_TOP_KEYS = {
-    "extends", "description", "settings", "spelling", "words", "negation",
-    "topics", "urgency_choices", "signal", "combination", "lower", "accounting", "emoji",
-}
-_ACCOUNTING_KEYS = {
-    "max_words", "routine_words", "suspicious_words", "neutral_vocabulary", "pleasantry_words",
-}
-_SIGNAL_KEYS = {
-    "name", "category", "level", "tags", "phrases", "regex", "unless",
-    "negatable", "description",
-}
-_COMBINATION_KEYS = {
-    "name", "when", "level", "within", "same_sentence", "category", "description",
-}
-_LOWER_KEYS = {"name", "tags", "near", "unless_near", "level", "description"}
-_NEGATION_KEYS = {
-    "window", "negators", "linking_words", "coordinators", "scope_breakers", "undone_by",
-    "not_after",
-}
-_SETTINGS_KEYS = {"gap_words"}
 _LIST_KEYS = {"phrases", "regex", "unless", "tags", "when", "near", "unless_near"}
 
 
@@ -142,46 +122,12 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], source: str) -> dict[str
     return merged
 
 
-def _strings(value: Any, where: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TriageRulesError(f"{where} must be a list of strings")
-    return value
-
-
-def _table(raw: dict[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        raise TriageRulesError(f"[{key}] must be a table")
-    return value
-
-
-def _unknown(keys: Iterable[str], known: set[str], where: str) -> None:
-    extra = sorted(set(keys) - known)
-    if extra:
-        known_keys = ", ".join(sorted(known))
-        raise TriageRulesError(f"{where}: unknown key {extra[0]!r} (known: {known_keys})")
-
-
-def _level(value: Any, allowed: tuple[str, ...], where: str) -> str:
-    if value not in allowed:
-        raise TriageRulesError(f"{where}: level {value!r} is not one of {', '.join(allowed)}")
-    return str(value)
-
-
 def _compile(raw: dict[str, Any], source: str) -> TriageRules:
-    _unknown(raw, _TOP_KEYS, "top level")
-    settings = _table(raw, "settings")
-    _unknown(settings, _SETTINGS_KEYS, "[settings]")
-    gap_words = settings.get("gap_words", DEFAULT_GAP_WORDS)
-    if isinstance(gap_words, bool) or not isinstance(gap_words, int) or not 1 <= gap_words <= 8:
-        raise TriageRulesError("[settings] gap_words must be a whole number from 1 to 8")
-
+    shape = validate(raw)
     spelling: dict[str, tuple[str, ...]] = {}
-    for written, meant in _table(raw, "spelling").items():
+    for written, meant in shape.spelling.items():
         where = f"[spelling] {written!r}"
-        if not isinstance(meant, str) or not re.fullmatch(r"[a-z0-9' ]+", meant.lower().strip()):
+        if not re.fullmatch(r"[a-z0-9' ]+", meant.lower().strip()):
             raise TriageRulesError(f"{where}: the replacement must be plain words")
         if not re.fullmatch(r"[a-z0-9']+", written.lower()):
             raise TriageRulesError(f"{where}: a misspelling is one word (letters, digits, ')")
@@ -193,138 +139,89 @@ def _compile(raw: dict[str, Any], source: str) -> TriageRules:
         if len(stem(plain(written))) >= 5:
             spelling.setdefault("~" + stem(plain(written)), words)
 
-    compiler = PhraseCompiler(spelling, gap_words)
-    for name, entries in _table(raw, "words").items():
+    compiler = PhraseCompiler(spelling, shape.settings.gap_words)
+    for name, entries in shape.words.items():
         where = f"[words] {name}"
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
             raise TriageRulesError(f"{where}: a group name is lower-case letters, digits, _")
-        compiler.add_group(name, _strings(entries, where), where)
+        compiler.add_group(name, entries, where)
 
-    neg_raw = _table(raw, "negation")
-    _unknown(neg_raw, _NEGATION_KEYS, "[negation]")
-    window = neg_raw.get("window", 4)
-    if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 10:
-        raise TriageRulesError("[negation] window must be a whole number from 0 to 10")
+    neg = shape.negation
 
-    def words(key: str) -> list[str]:
-        return _strings(neg_raw.get(key, []), f"[negation] {key}")
-
-    def stems(key: str) -> frozenset[str]:
-        return compiler.single_stems(words(key), f"[negation] {key}")
+    def stems(words: list[str], key: str) -> frozenset[str]:
+        return compiler.single_stems(words, f"[negation] {key}")
 
     negation = Negation(
-        window=window,
-        negators=stems("negators"),
-        linking=stems("linking_words"),
-        coordinators=stems("coordinators"),
-        breakers=stems("scope_breakers"),
-        undo=compiler.pattern(words("undone_by"), "[negation] undone_by"),
-        conditionals=stems("not_after"),
+        window=neg.window,
+        negators=stems(neg.negators, "negators"),
+        linking=stems(neg.linking_words, "linking_words"),
+        coordinators=stems(neg.coordinators, "coordinators"),
+        breakers=stems(neg.scope_breakers, "scope_breakers"),
+        undo=compiler.pattern(neg.undone_by, "[negation] undone_by"),
+        conditionals=stems(neg.not_after, "not_after"),
     )
 
-    signals = []
     names: set[str] = set()
-    raw_signals = raw.get("signal", [])
-    if not isinstance(raw_signals, list):
-        raise TriageRulesError("[[signal]] must be an array of tables")
-    for i, entry in enumerate(raw_signals, 1):
-        signals.append(_compile_signal(entry, i, compiler, names))
-    compiler.collecting = False
+    signals = [_compile_signal(entry, i, compiler, names)
+               for i, entry in enumerate(shape.signal, 1)]
     if not signals:
         raise TriageRulesError("no [[signal]] entries")
     tags_known = {t for s in signals for t in s.tags}
 
     combinations = []
-    for i, entry in enumerate(_array(raw, "combination"), 1):
-        where = f"[[combination]] #{i} {entry.get('name', '?')!r}"
-        _unknown(entry, _COMBINATION_KEYS, where)
-        name = _name(entry, where)
-        when = tuple(_strings(entry.get("when", []), f"{where} when"))
-        if len(when) < 2:
-            raise TriageRulesError(f"{where}: when needs two or more tags")
-        _known_tags(when, tags_known, where)
-        within = entry.get("within", 0)
-        if isinstance(within, bool) or not isinstance(within, int) or within < 0:
-            raise TriageRulesError(f"{where}: within must be a whole number (0 = anywhere)")
-        same = entry.get("same_sentence", False)
-        if not isinstance(same, bool):
-            raise TriageRulesError(f"{where}: same_sentence must be true or false")
-        level = _level(entry.get("level"), SAFETY_LEVELS, where)
+    for i, combo in enumerate(shape.combination, 1):
+        where = f"[[combination]] #{i} {combo.name!r}"
+        _known_tags(combo.when, tags_known, where)
         combinations.append(Combination(
-            name, when, level, within, same, _category(entry.get("category"), level, where),
-            str(entry.get("description", ""))))
+            combo.name, tuple(combo.when), combo.level, combo.within, combo.same_sentence,
+            _category(combo.category, combo.level, where), combo.description))
 
     lowers = []
-    for i, entry in enumerate(_array(raw, "lower"), 1):
-        where = f"[[lower]] #{i} {entry.get('name', '?')!r}"
-        _unknown(entry, _LOWER_KEYS, where)
-        name = _name(entry, where)
-        tags = frozenset(_strings(entry.get("tags", []), f"{where} tags"))
-        near = frozenset(_strings(entry.get("near", []), f"{where} near"))
-        unless_near = frozenset(_strings(entry.get("unless_near", []), f"{where} unless_near"))
-        if not tags or not near:
-            raise TriageRulesError(f"{where}: needs tags and near")
+    for i, entry in enumerate(shape.lower, 1):
+        where = f"[[lower]] #{i} {entry.name!r}"
+        tags, near = frozenset(entry.tags), frozenset(entry.near)
+        unless_near = frozenset(entry.unless_near)
         _known_tags(tags | near | unless_near, tags_known, where)
-        lowers.append(Lower(name, tags, near, unless_near,
-                            _level(entry.get("level"), SAFETY_LEVELS, where),
-                            str(entry.get("description", ""))))
+        lowers.append(Lower(entry.name, tags, near, unless_near, entry.level,
+                            entry.description))
 
-    topics: dict[str, tuple[str, str]] = {}
-    for label, value in _table(raw, "topics").items():
-        where = f"[topics] {label!r}"
-        if not isinstance(value, dict):
-            raise TriageRulesError(f"{where}: must be {{ category = ..., level = ... }}")
-        _unknown(value, {"category", "level"}, where)
-        level = _level(value.get("level"), SAFETY_LEVELS + (ENQUIRY,), where)
-        topics[label_key(label)] = (_category(value.get("category"), level, where), level)
-
-    choices: dict[str, str] = {}
-    for label, level in _table(raw, "urgency_choices").items():
-        where = f"[urgency_choices] {label!r}"
-        choices[label_key(label)] = _level(level, SAFETY_LEVELS, where)
-
+    topics = {
+        label_key(label): (_category(hint.category, hint.level, f"[topics] {label!r}"),
+                           hint.level)
+        for label, hint in shape.topics.items()
+    }
+    choices = {label_key(label): level for label, level in shape.urgency_choices.items()}
     return TriageRules(tuple(signals), tuple(combinations), tuple(lowers), negation,
-                       topics, choices, spelling, _accounting(raw, compiler),
-                       _emoji(raw), source)
+                       topics, choices, spelling, _accounting(shape.accounting, compiler),
+                       _emoji(shape.emoji), source)
 
 
-def _emoji(raw: dict[str, Any]) -> dict[str, str]:
-    emoji = {}
-    for symbol, meaning in _table(raw, "emoji").items():
+def _emoji(table: dict[str, str]) -> dict[str, str]:
+    for symbol, meaning in table.items():
         where = f"[emoji] {symbol!r}"
         if symbol.isascii() or len(symbol) > 4:
             raise TriageRulesError(f"{where}: the key is one emoji")
-        if not isinstance(meaning, str) or not re.fullmatch(r"[a-z ]+", meaning):
+        if not re.fullmatch(r"[a-z ]+", meaning):
             raise TriageRulesError(f"{where}: the meaning must be plain lower-case words")
-        emoji[symbol] = meaning
     # Longer sequences first, so that a symbol with its variation selector is read whole.
-    return dict(sorted(emoji.items(), key=lambda item: -len(item[0])))
+    return dict(sorted(table.items(), key=lambda item: -len(item[0])))
 
 
-def _accounting(raw: dict[str, Any], compiler: PhraseCompiler) -> Accounting:
-    table = _table(raw, "accounting")
-    _unknown(table, _ACCOUNTING_KEYS, "[accounting]")
-    max_words = table.get("max_words", 80)
-    if isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1:
-        raise TriageRulesError("[accounting] max_words must be a whole number, 1 or more")
-    neutral_size = table.get("neutral_vocabulary", 50_000)
-    if isinstance(neutral_size, bool) or not isinstance(neutral_size, int) or neutral_size < 0:
-        raise TriageRulesError("[accounting] neutral_vocabulary must be a whole number (0 = none)")
+def _accounting(table: AccountingTable, compiler: PhraseCompiler) -> Accounting:
+    def stems(entries: list[str], key: str) -> frozenset[str]:
+        words = [w for entry in entries for w in entry.split()]
+        return compiler.single_stems(words, f"[accounting] {key}")
 
-    def stems(key: str) -> frozenset[str]:
-        where = f"[accounting] {key}"
-        words = [w for entry in _strings(table.get(key, []), where) for w in entry.split()]
-        return compiler.single_stems(words, where)
-
-    routine = stems("routine_words")
-    suspicious = (stems("suspicious_words") | compiler.literal_stems) - routine
+    routine = stems(table.routine_words, "routine_words")
+    suspicious = (stems(table.suspicious_words, "suspicious_words")
+                  | compiler.literal_stems) - routine
     return Accounting(
         routine_words=routine,
         suspicious_words=frozenset(suspicious),
         suspicious_prefixes=tuple(sorted(compiler.literal_prefixes)),
-        neutral_words=_neutral_vocabulary(neutral_size),
-        pleasantry_words=stems("pleasantry_words"),
-        max_words=max_words,
+        neutral_words=_neutral_vocabulary(table.neutral_vocabulary),
+        pleasantry_words=stems(table.pleasantry_words, "pleasantry_words"),
+        max_words=table.max_words,
     )
 
 
@@ -338,28 +235,13 @@ def _neutral_vocabulary(size: int) -> frozenset[str]:
     return frozenset(plain(w) for w in top_n_list("en", size) if w.isalpha())
 
 
-def _array(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    value = raw.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
-        raise TriageRulesError(f"[[{key}]] must be an array of tables")
-    return value
-
-
-def _name(entry: dict[str, Any], where: str) -> str:
-    name = entry.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise TriageRulesError(f"{where}: name must be lower_case_with_underscores")
-    return name
-
-
 def _known_tags(tags: Iterable[str], known: set[str], where: str) -> None:
     for tag in tags:
         if tag not in known:
             raise TriageRulesError(f"{where}: no [[signal]] has the tag {tag!r}")
 
 
-def _category(value: Any, level: str, where: str) -> str:
-    value = "" if value is None else value
+def _category(value: str, level: str, where: str) -> str:
     if level == ENQUIRY:
         if value not in ENQUIRY_CATEGORIES:
             raise TriageRulesError(
@@ -372,59 +254,42 @@ def _category(value: Any, level: str, where: str) -> str:
         raise TriageRulesError(
             f"{where}: category {value!r} is not a safety category"
             f" ({', '.join(SAFETY_CATEGORIES)}, or \"\" for a general worry)")
-    return str(value)
+    return value
 
 
-def _safety_phrases(
-    compiler: PhraseCompiler, phrases: list[str], level: str, where: str
-) -> re.Pattern[str] | None:
-    compiler.collecting = level in SAFETY_LEVELS
-    try:
-        return compiler.pattern(phrases, f"{where} phrase")
-    finally:
-        compiler.collecting = False
-
-
-def _compile_signal(entry: Any, i: int, compiler: PhraseCompiler, names: set[str]) -> Signal:
-    if not isinstance(entry, dict):
-        raise TriageRulesError(f"[[signal]] #{i} must be a table")
-    where = f"[[signal]] #{i} {entry.get('name', '?')!r}"
-    _unknown(entry, _SIGNAL_KEYS, where)
-    name = _name(entry, where)
-    if name in names:
-        raise TriageRulesError(f"{where}: the name {name!r} is used twice")
-    names.add(name)
-    level = _level(entry.get("level"), SIGNAL_LEVELS, where)
-    category = _category(entry.get("category"), level, where)
-    phrases = _strings(entry.get("phrases", []), f"{where} phrases")
-    regexes = _strings(entry.get("regex", []), f"{where} regex")
-    if not phrases and not regexes:
+def _compile_signal(
+    entry: SignalEntry, i: int, compiler: PhraseCompiler, names: set[str]
+) -> Signal:
+    where = f"[[signal]] #{i} {entry.name!r}"
+    if entry.name in names:
+        raise TriageRulesError(f"{where}: the name {entry.name!r} is used twice")
+    names.add(entry.name)
+    category = _category(entry.category, entry.level, where)
+    if not entry.phrases and not entry.regex:
         raise TriageRulesError(f"{where}: needs phrases or regex")
-    negatable = entry.get("negatable", level in SAFETY_LEVELS)
-    if not isinstance(negatable, bool):
-        raise TriageRulesError(f"{where}: negatable must be true or false")
-
-    def join(items: list[str], what: str) -> re.Pattern[str] | None:
-        compiler.collecting = False
-        return compiler.pattern(items, f"{where} {what}")
-
     regex = None
-    if regexes:
-        for r in regexes:
+    if entry.regex:
+        for r in entry.regex:
             try:
                 re.compile(r)
             except re.error as exc:
                 raise TriageRulesError(f"{where} regex {r!r}: {exc}") from None
-        regex = re.compile("|".join(f"(?:{r})" for r in regexes))
+        regex = re.compile("|".join(f"(?:{r})" for r in entry.regex))
+    # The words a safety rule writes alone are suspicious wherever no rule explains them.
+    compiler.collecting = entry.level in SAFETY_LEVELS
+    try:
+        phrases = compiler.pattern(entry.phrases, f"{where} phrase")
+    finally:
+        compiler.collecting = False
     return Signal(
-        name=name,
+        name=entry.name,
         category=category,
-        level=level,
-        tags=frozenset(_strings(entry.get("tags", []), f"{where} tags")),
-        phrases=_safety_phrases(compiler, phrases, level, where),
+        level=entry.level,
+        tags=frozenset(entry.tags),
+        phrases=phrases,
         regex=regex,
-        unless=join(_strings(entry.get("unless", []), f"{where} unless"), "unless"),
-        negatable=negatable,
-        description=str(entry.get("description", "")),
+        unless=compiler.pattern(entry.unless, f"{where} unless"),
+        negatable=entry.negatable if entry.negatable is not None
+        else entry.level in SAFETY_LEVELS,
+        description=entry.description,
     )
-
