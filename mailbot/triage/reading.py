@@ -78,6 +78,9 @@ def respell(raw: str, spelling: Mapping[str, tuple[str, ...]]) -> tuple[tuple[st
         stemmed = stem(flat)
         if len(stemmed) >= 5:
             replacement = spelling.get("~" + stemmed)
+    if replacement is None and lower.endswith("'ll") and len(lower) > 4:
+        base = flat[:-2]  # "laces'll reach": laces will reach
+        return ((stem(base), base), ("will", "will"))
     if replacement is None:
         return ((stem(flat), flat),)
     return tuple((stem(w), w) for w in replacement)
