@@ -109,7 +109,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], source: str) -> dict[str
                     else:
                         target[k] = v
             merged[key] = entries
-        elif key in ("words", "negation") and isinstance(value, dict):
+        elif key in ("words", "negation", "accounting") and isinstance(value, dict):
             table = dict(base.get(key, {}))
             for k, v in value.items():
                 old = table.get(k)
