@@ -53,3 +53,27 @@ def test_an_enquiry_in_another_language_is_held_for_staff(name: str) -> None:
     figures = score(MAIN if name == "main" else HELDOUT, RULES)
     assert figures.foreign_enquiries_held == figures.foreign_enquiries, _listed(
         figures.misses, "foreign enquiry not held for staff")
+
+
+ROUTINE_OPENERS = (
+    "What time are visits on a Sunday?",
+    "Can I send him some money by bank transfer?",
+    "How do I get my number added to his PIN?",
+)
+
+
+def test_a_routine_question_in_front_of_a_safety_text_never_makes_it_routine() -> None:
+    """The reported failure: one everyday enquiry noun switched the safety fallback off.
+    Put a plain question in front of every safety text of every set: each stays safer
+    custody and none could be answered automatically."""
+    from mailbot.triage import triage
+
+    wrong = []
+    safety_cases = [case for case in MAIN + HELDOUT if case["safety"]]
+    for i, case in enumerate(safety_cases):
+        opener = ROUTINE_OPENERS[i % len(ROUTINE_OPENERS)]
+        result = triage(f"{opener} {case['text']}", rules=RULES, topic=case.get("topic", ""),
+                        urgency_choice=case.get("urgency_choice", ""))
+        if result.routine or not result.is_safer_custody:
+            wrong.append(f"  [{case['file']}] {opener} {case['text'][:120]!r}")
+    assert not wrong, "answerable or not safer custody:\n" + "\n".join(wrong)

@@ -28,6 +28,7 @@ from mailbot.triage.reading import BOUNDARIES, Words, stem
 from mailbot.triage.rules import Accounting
 
 _QUOTE_CHARS = 160
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam"})
 # Numbers, dates, times, money and prisoner numbers (A1234BC) account for themselves.
 _NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p|k|m|ft)?|[a-z][0-9]{4}[a-z]{2}")
 
@@ -158,7 +159,9 @@ def _a_name(words: Words, position: int, sentence_start: int) -> bool:
     if not capitalised(position):
         return False
     if position != sentence_start:
-        return len(written(position)) > 1
+        # An initial counts after a title or a name ("Mrs J. Whitcombe").
+        return len(written(position)) > 1 or words.plains[position - 1] in _TITLES or (
+            capitalised(position - 1) and words.stems[position - 1] not in BOUNDARIES)
     end = position
     while end + 1 < len(words.stems) and words.stems[end + 1] not in BOUNDARIES:
         end += 1
