@@ -184,7 +184,7 @@ def test_form_filed_under_visits_with_suicidal_text_is_a_safety_concern() -> Non
     ],
 )
 def test_a_safety_topic_makes_a_bland_text_routine_safer_custody(topic: str, category: str) -> None:
-    result = tri("please can someone give me a ring", topic=topic)
+    result = tri("hello, i need to ask you something", topic=topic)
     assert (result.is_safer_custody, result.urgency, result.categories) == (
         True, "routine", (category,))
     assert f"topic hint: {topic} (routine)" in result.reasons
@@ -205,7 +205,7 @@ def test_an_enquiry_topic_only_gives_the_category(topic: str, category: str) -> 
 @pytest.mark.parametrize("topic", ["Visits", "Money", "Something else", ""])
 def test_text_that_is_no_recognisable_enquiry_is_never_signposted(topic: str) -> None:
     """When in doubt it is a safety concern: the topic alone never signposts a text."""
-    result = tri("please can someone give me a ring", topic=topic)
+    result = tri("hello, i need to ask you something", topic=topic)
     assert (result.is_safer_custody, result.urgency) == (True, "routine")
     assert "no enquiry recognised in the text: treated as safer custody" in result.reasons
 
