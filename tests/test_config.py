@@ -114,3 +114,15 @@ def test_cli_reports_a_missing_config_file(tmp_path, monkeypatch):
     )
     assert result.returncode == 2
     assert "configuration file not found" in result.stderr
+
+
+def test_config_check_refuses_a_missing_password_file(tmp_path, capsys):
+    from mailbot.cli import main
+    from mailbot.devtools.devservers import config_text
+
+    path = tmp_path / "mailbot.toml"
+    path.write_text(config_text(imap_port=1, username="u", password_file=tmp_path / "nope",
+                                database_url=f"sqlite:///{tmp_path / 'm.sqlite3'}",
+                                state_dir=tmp_path))
+    assert main(["--config", str(path), "config", "check"]) == 2
+    assert "password_file: cannot read" in capsys.readouterr().err

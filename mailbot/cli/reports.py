@@ -23,6 +23,8 @@ def add_parsers(verbs: argparse._SubParsersAction) -> None:
     report = verbs.add_parser("report", help="the monthly report for the safety meeting")
     report.add_argument("--month", required=True, type=_month, help="YYYY-MM")
     report.add_argument("--output", required=True, type=Path, help="directory to write to")
+    report.add_argument("--email", action="store_true",
+                        help="also email it to [alerts] safety_team, attached")
 
 
 def dispatch(context: Context, args: argparse.Namespace) -> int:
@@ -32,8 +34,34 @@ def dispatch(context: Context, args: argparse.Namespace) -> int:
         with context.sessions() as session:
             path = write_report(session, context.config, args.month, args.output)
         print(f"wrote {path}")
-        return 0
+        return _email_report(context, path, args.month) if args.email else 0
     return _export(context, args)
+
+
+def _email_report(context: Context, path: Path, month: date) -> int:
+    """The report, attached to one email to each of the safety team, sent now (or
+    queued for the daemon to retry, if SMTP is down)."""
+    from mailbot.mailbox.fetch import Mailbox
+    from mailbot.replies.outbox import Kind, enqueue, send_due
+
+    config, sessions = context.config, context.sessions
+    recipients = config.alerts.safety_team
+    if not recipients:
+        print("mailbot: --email needs [alerts] safety_team", file=sys.stderr)
+        return 2
+    with sessions() as session:
+        for recipient in recipients:
+            enqueue(session, config, kind=Kind.MONTHLY_REPORT, to=recipient,
+                    subject=f"Safer custody report for {month:%B %Y}",
+                    text=f"The safer custody report for {month:%B %Y} is attached "
+                         f"({path.name}); it opens in any web browser.\n",
+                    attachments=[(path.name, path.read_bytes())],
+                    auto_submitted="auto-generated")
+        session.commit()
+    summary = send_due(config, sessions, lambda: Mailbox.connect(config.mailbox))
+    state = "sent" if summary.sent else "queued (will be retried)"
+    print(f"emailed to {len(recipients)} address(es): {state}")
+    return 0
 
 
 def _export(context: Context, args: argparse.Namespace) -> int:

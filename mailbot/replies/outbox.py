@@ -14,6 +14,7 @@ Temporary SMTP failures (4xx, lost connections) are retried with backoff; perman
 from __future__ import annotations
 
 import logging
+import mimetypes
 import secrets
 import smtplib
 from collections.abc import Callable, Sequence
@@ -52,6 +53,7 @@ class Status:
 class Kind:
     SIGNPOSTING = "signposting"
     URGENT_ALERT = "urgent_alert"
+    MONTHLY_REPORT = "monthly_report"
 
 
 class UnsafeRecipient(ValueError):
@@ -126,6 +128,7 @@ def enqueue(
     references: Sequence[str] = (),
     auto_submitted: str = "auto-replied",
     rate_limited: bool = False,
+    attachments: Sequence[tuple[str, bytes]] = (),
 ) -> OutboxEmail:
     """Record one email to send. Returns the row; its status says if it will be sent."""
     row = OutboxEmail(
@@ -169,6 +172,10 @@ def enqueue(
     msg.set_content(text)
     if html is not None:
         msg.add_alternative(html, subtype="html")
+    for filename, data in attachments:
+        kind = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        maintype, _, subtype = kind.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     row.raw = msg.as_bytes(policy=WIRE_POLICY)
     session.add(row)
     return row

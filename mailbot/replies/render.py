@@ -46,7 +46,12 @@ from mailbot.triage import ENQUIRY_CATEGORIES
 # The repository's shipped templates. An installed wheel does not carry this directory
 # (package-data only ships mailbot/data/*): such installs must pass `override_dir`
 # holding a full set, or the shipped directory must be copied alongside the package.
-SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+# The templates shipped with mailbot: inside the package in an installed wheel (setup.py
+# copies them there), else the repository's templates/ beside the package.
+_PACKAGED = Path(__file__).resolve().parents[1] / "templates"
+SHIPPED_TEMPLATES = (
+    _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parents[2] / "templates"
+)
 
 
 SUBJECT_MAX_CHARS = 200

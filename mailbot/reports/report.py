@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.config import Config
 from mailbot.db.models import utcnow
-from mailbot.replies.render import format_london_time
+from mailbot.replies.render import SHIPPED_TEMPLATES, format_london_time
 from mailbot.reports.figures import (
     UNCATEGORISED,
     UNKNOWN,
@@ -34,7 +34,7 @@ from mailbot.reports.figures import (
     month_range,
 )
 
-REPORT_TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "report"
+REPORT_TEMPLATES = SHIPPED_TEMPLATES / "report"
 TEMPLATE = "report.html.j2"
 TREND_MONTHS = 6
 
