@@ -39,7 +39,13 @@ from mailbot.triage.categories import (
     URGENCIES,
     URGENT,
 )
-from mailbot.triage.language import Identified, assess_foreign, identify, load_languages
+from mailbot.triage.language import (
+    Identified,
+    assess_foreign,
+    identify,
+    load_languages,
+    read_folded,
+)
 from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
 from mailbot.triage.phrases import TriageRulesError
 from mailbot.triage.reading import clean_text, read, stem
@@ -181,8 +187,11 @@ def triage(
     # letters, Polish without diacritics taken for Czech).
     readers = ([languages[identified.code]] if identified.code in languages
                else languages.values())
+    if identified.english and accounted.english_share == 1.0:
+        readers = []  # every word English: no other language's match could count
+    folded = read_folded(text) if readers else None
     for language_rules in readers:
-        finding = assess_foreign(text, language_rules, english_word)
+        finding = assess_foreign(folded, language_rules, english_word)
         reasons.extend(finding.reasons)
         if finding.level:
             found_foreign = True

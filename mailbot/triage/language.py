@@ -25,7 +25,7 @@ from pathlib import Path
 
 from mailbot.triage.categories import IMMEDIATE, SAFETY_CATEGORIES, URGENT
 from mailbot.triage.phrases import PhraseCompiler, TriageRulesError
-from mailbot.triage.reading import SENTENCE, read
+from mailbot.triage.reading import SENTENCE, Words, read
 
 ENGLISH = "en"
 # English needs this confidence (or twice the runner-up's) to be answered automatically;
@@ -155,14 +155,19 @@ class ForeignFinding:
     reasons: tuple[str, ...]
 
 
+def read_folded(text: str) -> Words:
+    """The text as every language's rules read it: folded, not respelt or stemmed."""
+    return read(fold(text), {})
+
+
 def assess_foreign(
-    text: str, rules: ForeignRules, english: Callable[[str], bool] = lambda word: False
+    text: str | Words, rules: ForeignRules, english: Callable[[str], bool] = lambda word: False
 ) -> ForeignFinding:
     """What the rules for one language find: a safety signal is urgent, and immediate
     with an act, or together with a means or a time; a means and a time together (a plan)
     are immediate on their own. A match made only of English words (`english`) does not
     count: the English rules judge those, negations and all."""
-    words = read(fold(text), {})
+    words = read_folded(text) if isinstance(text, str) else text
     fired: dict[str, list[ForeignSignal]] = {}
     reasons = []
     for signal in rules.signals:

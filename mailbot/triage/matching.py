@@ -46,9 +46,13 @@ def spans(pattern: re.Pattern[str], string: str, starts: list[int]) -> Iterable[
 
 def find(words: Words, rules: TriageRules) -> list[Match]:
     found: list[Match] = []
+    present = {f"s:{s}" for s in words.stems} | {f"p:{p}" for p in words.plains}
+    if any(p.isdigit() for p in words.plains):
+        present.add("#")
     for signal in rules.signals:
         hits: list[tuple[int, int]] = []
-        if signal.phrases is not None:
+        if signal.phrases is not None and (not signal.words.isdisjoint(present) or (
+                signal.prefixes and any(p.startswith(signal.prefixes) for p in words.plains))):
             hits.extend(spans(signal.phrases, words.joined, words.joined_starts))
         if signal.regex is not None:
             hits.extend(spans(signal.regex, words.plain, words.plain_starts))

@@ -45,15 +45,22 @@ class PhraseCompiler:
         self.collecting = False
         self.literal_stems: set[str] = set()
         self.literal_prefixes: set[str] = set()
+        # Every word a pattern can match ("s:stem", "p:plain", "x:prefix", "#"): a text
+        # holding none of a rule's words cannot match it, and is not searched for it.
+        self.vocabulary: set[str] = set()
+        self.group_vocabulary: dict[str, frozenset[str]] = {}
+        self.needed: list[set[str]] = []  # per phrase: words of which a text needs one
 
     def item(self, item: str, where: str, allow_groups: bool = True) -> Piece:
         if item == "#":
+            self.vocabulary.add("#")
             return Piece(r"[0-9]+/[0-9]+ ")
         if allow_groups and item.startswith("{") and item.endswith("}"):
             name = item[1:-1]
             if name not in self.groups:
                 known = ", ".join(sorted(self.groups)) or "none"
                 raise TriageRulesError(f"{where}: unknown word group {{{name}}} (known: {known})")
+            self.vocabulary |= self.group_vocabulary[name]
             return self.groups[name]
         exact = item.startswith("=")
         prefix = item.endswith("*")
@@ -69,14 +76,17 @@ class PhraseCompiler:
             raise TriageRulesError(f"{where}: {item!r} cannot be both =exact and prefix*")
         if exact:
             self._note(flat)
+            self.vocabulary.add(f"p:{flat}")
             return Piece(rf"[^ /]+/{re.escape(flat)} ")
         if prefix:
             if len(flat) < 3:
                 raise TriageRulesError(f"{where}: {item!r}: a prefix needs 3 letters or more")
             if self.collecting and allow_groups and len(flat) >= 4:
                 self.literal_prefixes.add(flat)
+            self.vocabulary.add(f"x:{flat}")
             return Piece(rf"[^ /]+/{re.escape(flat)}[^ ]* ")
         words = respell(word, self.spelling)
+        self.vocabulary.add(f"s:{words[0][0]}")
         if allow_groups:
             for _, written in words:
                 self._note(written)
@@ -120,10 +130,22 @@ class PhraseCompiler:
         # Only a one-word phrase says its word alone is a sign ("funeral", "suicid*"); the
         # words of longer phrases ("better off dead") are everyday words on their own.
         collecting, self.collecting = self.collecting, self.collecting and len(slots) == 1
+        outer, needed = self.vocabulary, None
+        pieces = []
         try:
-            pieces = [Piece(self.gap, True) if s == ".." else self.slot(s, where) for s in slots]
+            for s in slots:
+                self.vocabulary = set()
+                piece = Piece(self.gap, True) if s == ".." else self.slot(s, where)
+                pieces.append(piece)
+                # A text must hold a word of every required slot: keep the first one that
+                # names its words (not a {group} of pronouns that every text holds).
+                if not piece.optional and "{" not in s and needed is None:
+                    needed = self.vocabulary
+                outer |= self.vocabulary
         finally:
             self.collecting = collecting
+            self.needed.append(needed if needed is not None else set(outer))
+            self.vocabulary = outer
         compiled = self.sequence(pieces)
         if compiled.optional:
             raise TriageRulesError(f"{where}: a phrase needs at least one required word")
@@ -138,6 +160,8 @@ class PhraseCompiler:
             at = f"{where} entry {i} ({entry!r})"
             alts.append(self.sequence([self.slot(p, at, False) for p in parts]))
         self.groups[name] = Piece("(?:" + "|".join(a.regex for a in alts) + ")")
+        self.group_vocabulary[name] = frozenset(self.vocabulary)
+        self.vocabulary = set()
 
     def single_stems(self, words: Iterable[str], where: str) -> frozenset[str]:
         stems = set()
@@ -150,7 +174,10 @@ class PhraseCompiler:
     def pattern(self, phrases: list[str], where: str) -> re.Pattern[str] | None:
         """All the phrases as one pattern that finds every match, overlapping ones too,
         at the start of a word (group 1 is the match); None when there are none."""
+        self.vocabulary = set()
+        self.needed = []
         if not phrases:
             return None
         regexes = dict.fromkeys(self.phrase(p, f"{where} {p!r}").regex for p in phrases)
+        self.vocabulary = set().union(*self.needed)
         return re.compile("(?<= )(?=(" + "|".join(f"(?:{r})" for r in regexes) + "))")

@@ -17,6 +17,8 @@ class Signal:
     level: str
     tags: frozenset[str]
     phrases: re.Pattern[str] | None  # every phrase, on the stem/plain word string
+    words: frozenset[str]  # what the phrases can match ("s:stem", "p:plain", "#")
+    prefixes: tuple[str, ...]  # word* prefixes the phrases can match
     regex: re.Pattern[str] | None  # compiled regex entries, on the plain string
     unless: re.Pattern[str] | None
     negatable: bool

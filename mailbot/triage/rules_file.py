@@ -281,12 +281,15 @@ def _compile_signal(
         phrases = compiler.pattern(entry.phrases, f"{where} phrase")
     finally:
         compiler.collecting = False
+    vocabulary = compiler.vocabulary
     return Signal(
         name=entry.name,
         category=category,
         level=entry.level,
         tags=frozenset(entry.tags),
         phrases=phrases,
+        words=frozenset(w for w in vocabulary if not w.startswith("x:")),
+        prefixes=tuple(sorted(w[2:] for w in vocabulary if w.startswith("x:"))),
         regex=regex,
         unless=compiler.pattern(entry.unless, f"{where} unless"),
         negatable=entry.negatable if entry.negatable is not None
