@@ -175,7 +175,7 @@ def triage(
         # Its words are English words: no need to ask the (slow to load) detector.
         identified = Identified("en", "English", accounted.english_share, True)
     else:
-        identified = identify(text)
+        identified = identify(text, accounted.english_share)
     foreign_categories: list[str] = []
     # In an English text only matches holding a non-English word count; the English
     # rules judge the rest.

@@ -32,6 +32,8 @@ ENGLISH = "en"
 # another language needs this much to be named as the text's language.
 ENGLISH_CONFIDENCE = 0.45
 OTHER_CONFIDENCE = 0.5
+# Below this share of English words a text is mixed, not English, whatever the detector says.
+MIXED_BELOW = 0.7
 _MIN_LETTERS = 12  # too short to tell: "ok", "thanks x", "A1234BC"
 
 # Languages the detector chooses among, beyond those with rules: common in UK prisons'
@@ -131,7 +133,10 @@ def _detector():  # noqa: ANN202 - lingua's types
     return LanguageDetectorBuilder.from_languages(*chosen).with_low_accuracy_mode().build()
 
 
-def identify(text: str) -> Identified:
+def identify(text: str, english_share: float = 1.0) -> Identified:
+    """The language of a text. `english_share` is the share of its words that are
+    English words: a text the detector calls English but whose words are largely not
+    (English mixed with Urdu in Latin letters, say) is named by its other language."""
     letters = sum(c.isalpha() for c in text)
     if letters < _MIN_LETTERS:
         return Identified(ENGLISH, "English", 0.0, True)
@@ -140,6 +145,11 @@ def identify(text: str) -> Identified:
     second = values[1].value if len(values) > 1 else 0.0
     code = top.language.iso_code_639_1.name.lower()
     name = top.language.name.title()
+    if code == ENGLISH and english_share < MIXED_BELOW:
+        other = next((v for v in values[1:] if v.language.name != "ENGLISH"), None)
+        if other is not None:
+            return Identified(other.language.iso_code_639_1.name.lower(),
+                              other.language.name.title(), other.value, False)
     if code == ENGLISH:
         confident = top.value >= ENGLISH_CONFIDENCE or top.value >= 2 * second
         return Identified(ENGLISH, "English", top.value, confident)
