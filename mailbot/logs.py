@@ -1,5 +1,9 @@
 """Structured logging: one line an event, `key=value` pairs that journald and grep can read.
 
+Under systemd (stderr connected to the journal, `JOURNAL_STREAM` set) each line starts
+with its syslog priority, `<3>` for an error, which journald takes as the entry's
+priority: `journalctl -u mailbot -p err` then finds the errors.
+
 Personal details and a concern's free text never go into fields logged above DEBUG;
 events carry references, counts, UIDs and dispositions instead.
 """
@@ -7,14 +11,34 @@ events carry references, counts, UIDs and dispositions instead.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
+# sd-daemon(3) priorities: journald reads a leading "<N>" on a line of a service's stderr.
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+             logging.CRITICAL: 2}
+
+
+def journald_priority(levelno: int) -> int:
+    return next((p for level, p in sorted(_PRIORITY.items(), reverse=True) if levelno >= level),
+                7)
+
 
 class LogfmtFormatter(logging.Formatter):
+    def __init__(self, *, priority_prefix: bool = False) -> None:
+        super().__init__()
+        self.priority_prefix = priority_prefix
+
     def format(self, record: logging.LogRecord) -> str:
+        line = self._logfmt(record)
+        if self.priority_prefix:
+            return f"<{journald_priority(record.levelno)}>{line}"
+        return line
+
+    def _logfmt(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
             "level": record.levelname.lower(),
@@ -54,7 +78,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def setup(level: int = logging.INFO) -> None:
     handler = _StderrHandler()
-    handler.setFormatter(LogfmtFormatter())
+    handler.setFormatter(LogfmtFormatter(priority_prefix=bool(os.environ.get("JOURNAL_STREAM"))))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -29,3 +29,30 @@ def test_each_event_is_written_at_once_in_order(stderr_lines):
 def test_a_value_with_spaces_quotes_or_newlines_stays_one_field(stderr_lines):
     event(log, logging.INFO, "sending_failed", error='SMTP said "no"\ntwice')
     assert stderr_lines() == [r'sending_failed error="SMTP said \"no\"\ntwice"']
+
+
+def test_under_systemd_each_line_starts_with_its_journald_priority(monkeypatch, capsys) -> None:
+    import logging
+
+    from mailbot import logs
+
+    monkeypatch.setenv("JOURNAL_STREAM", "8:12345")
+    logs.setup(logging.INFO)
+    log = logging.getLogger("mailbot.test")
+    logs.event(log, logging.ERROR, "mailbox_unreachable", host="imap.example")
+    logs.event(log, logging.WARNING, "retrying")
+    logs.event(log, logging.INFO, "poll_finished")
+    lines = capsys.readouterr().err.splitlines()
+    assert [line[:3] for line in lines] == ["<3>", "<4>", "<6>"]
+    assert "event=mailbox_unreachable" in lines[0]
+
+
+def test_outside_systemd_lines_have_no_priority_prefix(monkeypatch, capsys) -> None:
+    import logging
+
+    from mailbot import logs
+
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    logs.setup(logging.INFO)
+    logs.event(logging.getLogger("mailbot.test"), logging.ERROR, "x")
+    assert capsys.readouterr().err.startswith("ts=")
