@@ -149,7 +149,8 @@ def _old_consent(session: Session, cutoff: datetime) -> list[ConsentRecord]:
 
 def _anonymise_contact(session: Session, contact_id: int, now: datetime) -> None:
     contact = session.get(Contact, contact_id)
-    assert contact is not None
+    if contact is None:  # deleted by someone else since it was chosen: nothing to do
+        return
     for name, empty in CONTACT_PERSONAL.items():
         setattr(contact, name, empty)
     contact.triage_reasons = [without_quotes(reason) for reason in contact.triage_reasons]

@@ -133,7 +133,8 @@ def contact_row(
 def contact_fields(session: Session, examined: Examined) -> dict[str, Any]:
     """What the parse and triage stages learned, as log entry columns."""
     parsed = examined.contact
-    assert parsed is not None
+    if parsed is None:
+        raise ValueError("contact_fields needs a parsed contact; this message has none")
     triage = examined.triage
     return {
         "person_hash": person_hash(

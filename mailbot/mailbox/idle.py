@@ -187,7 +187,8 @@ class IdleWatcher:
         self._tell_state("stopped", None)
 
     async def _stopped_within(self, seconds: float) -> bool:
-        assert self._stop is not None
+        if self._stop is None:
+            raise RuntimeError("the IDLE watcher was not started")
         try:
             await asyncio.wait_for(self._stop.wait(), seconds)
         except TimeoutError:
@@ -386,7 +387,8 @@ class IdleWatcher:
         raise _Dropped("step cancelled")
 
     async def _wait_first(self, *futures: asyncio.Future[Any]) -> None:
-        assert self._stop is not None
+        if self._stop is None:
+            raise RuntimeError("the IDLE watcher was not started")
         stopped = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({stopped, *futures}, return_when=asyncio.FIRST_COMPLETED)
@@ -394,7 +396,8 @@ class IdleWatcher:
             stopped.cancel()
 
     def _raise_if_over(self, lost: asyncio.Future[BaseException | None]) -> None:
-        assert self._stop is not None
+        if self._stop is None:
+            raise RuntimeError("the IDLE watcher was not started")
         if self._stop.is_set():
             raise _Stopping
         if lost.done():

@@ -398,7 +398,8 @@ def _send_one(
     )
     with sessions() as session:
         row = session.get(OutboxEmail, email_id)
-        assert row is not None
+        if row is None:  # removed meanwhile (retention): nothing left to mark
+            return
         row.last_error = f"{code or ''} {error.__class__.__name__}: {error}".strip()[:1000]
         gave_up = code is not None and row.attempts >= config.replies.max_send_attempts
         if permanent or gave_up:

@@ -172,8 +172,7 @@ def write_xlsx(
         raise ValueError(f"the range ends ({end}) before it starts ({start})")
     zone = ZoneInfo(config.office_hours.timezone)
     workbook = Workbook()
-    log_sheet = workbook.active
-    assert log_sheet is not None
+    log_sheet = workbook.active or workbook.create_sheet()
     log_sheet.title = LOG_SHEET
     contacts = contacts_received(session, zone, start, end)
     _write_table(
