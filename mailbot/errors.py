@@ -34,3 +34,13 @@ class RefusedError(MailbotError):
     left to fill, no such concern...): the message says what to do instead."""
 
     exit_code = 5
+
+
+def describe(exc: BaseException | None, limit: int = 500) -> str:
+    """An exception for a log line or a stored error: its class, then its message, cut to
+    `limit` characters ("TimeoutError: timed out"); "None" when there is none."""
+    if exc is None:
+        return "None"
+    text = str(exc)
+    described = f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+    return described[:limit]

@@ -22,6 +22,7 @@ from mailbot.config import Config
 from mailbot.db import lock_for_writing
 from mailbot.db.models import Disposition, MailboxState, StoredMessage, utcnow
 from mailbot.devtools.failpoints import AFTER_COMMIT, failpoint
+from mailbot.errors import describe
 from mailbot.ingest.examine import Examined, examine, triage_rules
 from mailbot.ingest.recognise import MessageKind
 from mailbot.ingest.store import record, recorded_by_hash, recorded_by_message_id
@@ -106,7 +107,7 @@ class Pipeline:
             summary.sending = self._add(summary.sending, self.send())
             self.sync_mail_client()
         except Exception as exc:
-            self._note_poll(started, error=f"{exc.__class__.__name__}: {exc}")
+            self._note_poll(started, error=describe(exc))
             raise
         self._note_poll(started, error=None)
         event(
@@ -150,7 +151,7 @@ class Pipeline:
             summary = send_due(self.config, self.sessions, lambda: Mailbox.connect(settings))
         except Exception as exc:  # noqa: BLE001
             event(log, logging.ERROR, "sending_failed",
-                  error=f"{exc.__class__.__name__}: {exc}"[:500])
+                  error=describe(exc))
             summary = None
         with self.sessions() as session:
             settle_sent(session)
@@ -166,7 +167,7 @@ class Pipeline:
                 mail_client.sync(self.config, self.sessions, mailbox)
         except Exception as exc:  # noqa: BLE001 - the log is safe; people must know
             event(log, logging.ERROR, "mail_client_sync_failed",
-                  error=f"{exc.__class__.__name__}: {exc}"[:500])
+                  error=describe(exc))
 
     def _process_batch(
         self,
@@ -250,7 +251,7 @@ class Pipeline:
                 return stored
         except Exception as exc:  # noqa: BLE001
             event(log, logging.ERROR, "message_not_recorded", uid=item.uid,
-                  error=f"{exc.__class__.__name__}: {exc}"[:500])
+                  error=describe(exc))
             log.debug("message_not_recorded traceback", exc_info=True)
         # Keep the bytes and quarantine them rather than retry forever.
         fallback = Examined(
@@ -273,7 +274,7 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - the entry is kept; people must know
                 event(log, logging.ERROR, "respond_failed", reference=stored.contact.reference,
                       urgency=stored.contact.urgency,
-                      error=f"{exc.__class__.__name__}: {exc}"[:500])
+                      error=describe(exc))
                 if isinstance(exc, TemplateError):
                     # No good version of a template at all: admins must hear of it.
                     self.unusable_templates.add(str(exc))

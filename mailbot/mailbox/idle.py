@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 import aioimaplib
 
 from mailbot.config import MailboxSettings
-from mailbot.errors import ConfigError
+from mailbot.errors import ConfigError, describe
 from mailbot.logs import event
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class IdleWatcher:
         try:
             asyncio.run(self._main())
         except Exception as exc:  # noqa: BLE001 - nothing may escape the thread
-            event(log, logging.ERROR, "idle_crashed", error=_describe(exc))
+            event(log, logging.ERROR, "idle_crashed", error=describe(exc))
             log.debug("idle crash traceback", exc_info=True)
         finally:
             self._connected = False
@@ -176,7 +176,7 @@ class IdleWatcher:
                 ):
                     delay = 1.0
                 wait, delay = delay, min(delay * 2, self.reconnect_max_seconds)
-                error = _describe(exc)
+                error = describe(exc)
                 event(log, logging.WARNING, "idle_disconnected", host=self.settings.host,
                       port=self.settings.port, error=error, retry_in_seconds=wait)
                 log.debug("idle disconnect detail", exc_info=True)
@@ -360,7 +360,7 @@ class IdleWatcher:
                                           aioimaplib.SELECTED):
                     await asyncio.wait_for(client.logout(), SHUTDOWN_STEP_SECONDS)
         except Exception as exc:  # noqa: BLE001 - closing anyway
-            log.debug("idle logout failed: %s", _describe(exc))
+            log.debug("idle logout failed: %s", describe(exc))
         finally:
             if protocol.transport is not None:
                 protocol.transport.close()
@@ -403,7 +403,7 @@ class IdleWatcher:
         if lost.done():
             exc = lost.result()
             raise _Dropped(
-                f"connection lost ({_describe(exc)})" if exc else "connection closed by server"
+                f"connection lost ({describe(exc)})" if exc else "connection closed by server"
             )
 
     # Callbacks: never allowed to break the watcher.
@@ -413,7 +413,7 @@ class IdleWatcher:
             self.on_new_mail()
         except Exception as exc:  # noqa: BLE001
             event(log, logging.ERROR, "idle_callback_failed", callback="on_new_mail",
-                  error=_describe(exc))
+                  error=describe(exc))
             log.debug("on_new_mail traceback", exc_info=True)
 
     def _tell_state(self, state: str, error: str | None) -> None:
@@ -423,7 +423,7 @@ class IdleWatcher:
             self.on_state(state, error)
         except Exception as exc:  # noqa: BLE001
             event(log, logging.ERROR, "idle_callback_failed", callback="on_state",
-                  error=_describe(exc))
+                  error=describe(exc))
 
 
 def _keep_alive(client: aioimaplib.IMAP4) -> None:
@@ -440,13 +440,6 @@ def _keep_alive(client: aioimaplib.IMAP4) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
     except OSError:
         pass  # keepalive is a nicety; renewal still notices a dead connection
-
-
-def _describe(exc: BaseException | None) -> str:
-    if exc is None:
-        return "None"
-    text = str(exc)
-    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
 
 
 def _text(lines: list[Any]) -> str:
