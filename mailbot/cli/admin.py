@@ -3,35 +3,48 @@ installation itself in order."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from mailbot.cli.context import Context
+import click
 
-COMMANDS = ("config", "db", "retention")
-
-
-def add_parsers(verbs: argparse._SubParsersAction) -> None:
-    config_cmd = verbs.add_parser("config", help="configuration")
-    config_verbs = config_cmd.add_subparsers(dest="config_verb", required=True)
-    config_verbs.add_parser("check", help="validate the configuration file and exit")
-
-    database = verbs.add_parser("db", help="database schema")
-    database_verbs = database.add_subparsers(dest="db_verb", required=True)
-    database_verbs.add_parser("upgrade", help="create or upgrade the schema")
-
-    retention = verbs.add_parser("retention", help="anonymise personal data past retention")
-    retention.add_argument("--dry-run", action="store_true", help="only say what would go")
+from mailbot.cli.context import Context, pass_context
 
 
-def dispatch(context: Context, args: argparse.Namespace) -> int:
-    if args.verb == "config":
-        return _config_check(context)
-    if args.verb == "db":
-        context.sessions  # noqa: B018  (opening them upgrades the schema)
-        print("database schema is up to date")
-        return 0
-    return _retention(context, dry_run=args.dry_run)
+@click.group("config")
+def config_group() -> None:
+    """configuration"""
+
+
+@config_group.command("check")
+@pass_context
+def config_check(context: Context) -> int:
+    """validate the configuration file and exit"""
+    return _config_check(context)
+
+
+@click.group("db")
+def db_group() -> None:
+    """database schema"""
+
+
+@db_group.command("upgrade")
+@pass_context
+def db_upgrade(context: Context) -> int:
+    """create or upgrade the schema"""
+    context.sessions  # noqa: B018  (opening them upgrades the schema)
+    print("database schema is up to date")
+    return 0
+
+
+@click.command("retention")
+@click.option("--dry-run", is_flag=True, help="only say what would go")
+@pass_context
+def retention_command(context: Context, dry_run: bool) -> int:
+    """anonymise personal data past retention"""
+    return _retention(context, dry_run=dry_run)
+
+
+COMMANDS = (config_group, db_group, retention_command)
 
 
 def _config_check(context: Context) -> int:

@@ -3,74 +3,99 @@ a response made outside mailbot, the closing)."""
 
 from __future__ import annotations
 
-import argparse
 import json
+from datetime import datetime
 
-from mailbot.cli.context import Context
+import click
 
-COMMANDS = ("concerns",)
-
-
-def add_parsers(verbs: argparse._SubParsersAction) -> None:
-    concerns_cmd = verbs.add_parser("concerns", help="safer custody concerns")
-    concerns_verbs = concerns_cmd.add_subparsers(dest="concerns_verb", required=True)
-    concern_show = concerns_verbs.add_parser("show", help="one concern's full record")
-    concern_show.add_argument("reference")
-    respond = concerns_verbs.add_parser(
-        "respond", help="record a response made outside mailbot (e.g. by phone)"
-    )
-    respond.add_argument("reference")
-    respond.add_argument("--by", required=True)
-    respond.add_argument("--method", required=True, choices=("phone", "email", "letter",
-                                                              "in_person"))
-    respond.add_argument("--note", default="")
-    action = concerns_verbs.add_parser("action", help="record what was done for a concern")
-    action.add_argument("reference")
-    action.add_argument("--kind", required=True, help="welfare_check, referral, acct_opened...")
-    action.add_argument("--by", required=True)
-    action.add_argument("--note", default="")
-    action.add_argument("--outcome", default="")
-    action.add_argument("--department", help="for referrals: healthcare, mental_health...")
-    action.add_argument("--when", help="when it happened (ISO 8601 with zone); default now")
-    close = concerns_verbs.add_parser("close", help="close a concern (only ever by staff)")
-    close.add_argument("reference")
-    close.add_argument("--by", required=True)
-    close.add_argument("--outcome", required=True)
+from mailbot.cli.context import Context, pass_context
 
 
-def dispatch(context: Context, args: argparse.Namespace) -> int:
-    from datetime import datetime
+@click.group("concerns")
+def concerns_group() -> None:
+    """safer custody concerns"""
 
+
+@concerns_group.command("show")
+@click.argument("reference")
+@pass_context
+def show(context: Context, reference: str) -> int:
+    """one concern's full record"""
     from mailbot.casework import actions
-    from mailbot.casework.deadlines import record_phone_response
     from mailbot.db.models import utcnow
     from mailbot.reports.export import entry
 
-    verb = args.concerns_verb
     with context.sessions() as session:
-        contact = actions.find(session, args.reference)
-        if verb == "show":
-            record = entry(contact, context.config, utcnow())
-            print(json.dumps(record, indent=2, ensure_ascii=False))
-            return 0
-        if verb == "respond":
-            if not args.by.strip():
-                raise actions.CaseworkError("--by must name the member of staff")
-            record_phone_response(session, contact, by=args.by, method=args.method,
-                                  note=args.note)
-            message = f"response by {args.method} recorded for {args.reference}"
-        elif verb == "action":
-            try:
-                when = datetime.fromisoformat(args.when) if args.when else None
-            except ValueError as exc:
-                raise actions.CaseworkError(f"--when: {exc}") from exc
-            actions.record_action(session, contact, kind=args.kind, by=args.by,
-                                  note=args.note, outcome=args.outcome,
-                                  department=args.department, when=when)
-            message = f"{args.kind} recorded for {args.reference}"
-        else:
-            actions.close(session, contact, by=args.by, outcome=args.outcome)
-            message = f"{args.reference} closed"
-        session.commit()
-    print(message)
+        contact = actions.find(session, reference)
+        record = entry(contact, context.config, utcnow())
+    print(json.dumps(record, indent=2, ensure_ascii=False))
     return 0
+
+
+@concerns_group.command("respond")
+@click.argument("reference")
+@click.option("--by", required=True)
+@click.option("--method", required=True,
+              type=click.Choice(("phone", "email", "letter", "in_person")))
+@click.option("--note", default="")
+@pass_context
+def respond(context: Context, reference: str, by: str, method: str, note: str) -> int:
+    """record a response made outside mailbot (e.g. by phone)"""
+    from mailbot.casework import actions
+    from mailbot.casework.deadlines import record_phone_response
+
+    with context.sessions() as session:
+        contact = actions.find(session, reference)
+        if not by.strip():
+            raise actions.CaseworkError("--by must name the member of staff")
+        record_phone_response(session, contact, by=by, method=method, note=note)
+        session.commit()
+    print(f"response by {method} recorded for {reference}")
+    return 0
+
+
+@concerns_group.command("action")
+@click.argument("reference")
+@click.option("--kind", required=True, help="welfare_check, referral, acct_opened...")
+@click.option("--by", required=True)
+@click.option("--note", default="")
+@click.option("--outcome", default="")
+@click.option("--department", help="for referrals: healthcare, mental_health...")
+@click.option("--when", help="when it happened (ISO 8601 with zone); default now")
+@pass_context
+def action(context: Context, reference: str, kind: str, by: str, note: str, outcome: str,
+           department: str | None, when: str | None) -> int:
+    """record what was done for a concern"""
+    from mailbot.casework import actions
+
+    with context.sessions() as session:
+        contact = actions.find(session, reference)
+        try:
+            moment = datetime.fromisoformat(when) if when else None
+        except ValueError as exc:
+            raise actions.CaseworkError(f"--when: {exc}") from exc
+        actions.record_action(session, contact, kind=kind, by=by, note=note, outcome=outcome,
+                              department=department, when=moment)
+        session.commit()
+    print(f"{kind} recorded for {reference}")
+    return 0
+
+
+@concerns_group.command("close")
+@click.argument("reference")
+@click.option("--by", required=True)
+@click.option("--outcome", required=True)
+@pass_context
+def close(context: Context, reference: str, by: str, outcome: str) -> int:
+    """close a concern (only ever by staff)"""
+    from mailbot.casework import actions
+
+    with context.sessions() as session:
+        contact = actions.find(session, reference)
+        actions.close(session, contact, by=by, outcome=outcome)
+        session.commit()
+    print(f"{reference} closed")
+    return 0
+
+
+COMMANDS = (concerns_group,)

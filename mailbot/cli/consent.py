@@ -2,66 +2,98 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
-from mailbot.cli.context import Context
+import click
 
-COMMANDS = ("consent",)
-
-
-def add_parsers(verbs: argparse._SubParsersAction) -> None:
-    consent_cmd = verbs.add_parser("consent", help="the consent register")
-    consent_verbs = consent_cmd.add_subparsers(dest="consent_verb", required=True)
-    for name, text in (
-        ("grant", "record what the prisoner consented to share with a contact"),
-        ("withdraw", "withdraw consent (wins from this moment)"),
-        ("restrict", "record a restricted contact (restraining order, ...)"),
-    ):
-        verb = consent_verbs.add_parser(name, help=text)
-        verb.add_argument("--prisoner", required=True, help="prisoner number, A1234BC")
-        verb.add_argument(
-            "--contact", required=True, help="email address, or 'Name|phone' without one"
-        )
-        verb.add_argument("--by", required=True, help="member of staff recording it")
-        verb.add_argument("--note", default="")
-        if name == "grant":
-            verb.add_argument("--scope", required=True, choices=("none", "wellbeing", "full"))
-    consent_list = consent_verbs.add_parser("list", help="list the register")
-    consent_list.add_argument("--prisoner")
-    consent_list.add_argument("--json", action="store_true")
+from mailbot.cli.context import Context, pass_context
 
 
-def dispatch(context: Context, args: argparse.Namespace) -> int:
+@click.group("consent")
+def consent_group() -> None:
+    """the consent register"""
+
+
+def _recording(function: Callable[..., int]) -> Callable[..., int]:
+    """The options every recording verb takes: who, with whom, by whom."""
+    for option in reversed((
+        click.option("--prisoner", required=True, help="prisoner number, A1234BC"),
+        click.option("--contact", required=True,
+                     help="email address, or 'Name|phone' without one"),
+        click.option("--by", required=True, help="member of staff recording it"),
+        click.option("--note", default=""),
+    )):
+        function = option(function)
+    return function
+
+
+@consent_group.command("grant")
+@_recording
+@click.option("--scope", required=True, type=click.Choice(("none", "wellbeing", "full")))
+@pass_context
+def grant(context: Context, scope: str, **common: str) -> int:
+    """record what the prisoner consented to share with a contact"""
     from mailbot.replies import consent
 
     with context.sessions() as session:
-        if args.consent_verb == "list":
-            rows = [_consent_row(r) for r in consent.listing(session, args.prisoner)]
-            if args.json:
-                print(json.dumps(rows, indent=2))
-                return 0
-            for row in rows:
-                withdrawn = row["withdrawn_at"]
-                state = f"withdrawn {withdrawn[:16]}" if withdrawn else "in force"
-                print(f"{row['id']:>5}  {row['prisoner']}  {row['contact']:40} {row['scope']:10} "
-                      f"by {row['recorded_by']} {row['recorded_at'][:16]}  {state}")
-            return 0
-        common = {"prisoner": args.prisoner, "contact": args.contact, "by": args.by,
-                  "note": args.note}
-        if args.consent_verb == "grant":
-            consent.grant(session, scope=args.scope, **common)
-            message = f"consent '{args.scope}' recorded"
-        elif args.consent_verb == "restrict":
-            consent.restrict(session, **common)
-            message = "restricted contact recorded"
-        else:
-            count = consent.withdraw(session, **common)
-            message = f"withdrawn ({count} record(s))"
+        consent.grant(session, scope=scope, **common)
         session.commit()
-    print(message)
+    print(f"consent '{scope}' recorded")
     return 0
+
+
+@consent_group.command("withdraw")
+@_recording
+@pass_context
+def withdraw(context: Context, **common: str) -> int:
+    """withdraw consent (wins from this moment)"""
+    from mailbot.replies import consent
+
+    with context.sessions() as session:
+        count = consent.withdraw(session, **common)
+        session.commit()
+    print(f"withdrawn ({count} record(s))")
+    return 0
+
+
+@consent_group.command("restrict")
+@_recording
+@pass_context
+def restrict(context: Context, **common: str) -> int:
+    """record a restricted contact (restraining order, ...)"""
+    from mailbot.replies import consent
+
+    with context.sessions() as session:
+        consent.restrict(session, **common)
+        session.commit()
+    print("restricted contact recorded")
+    return 0
+
+
+@consent_group.command("list")
+@click.option("--prisoner")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def listing(context: Context, prisoner: str | None, as_json: bool) -> int:
+    """list the register"""
+    from mailbot.replies import consent
+
+    with context.sessions() as session:
+        rows = [_consent_row(r) for r in consent.listing(session, prisoner)]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        withdrawn = row["withdrawn_at"]
+        state = f"withdrawn {withdrawn[:16]}" if withdrawn else "in force"
+        print(f"{row['id']:>5}  {row['prisoner']}  {row['contact']:40} {row['scope']:10} "
+              f"by {row['recorded_by']} {row['recorded_at'][:16]}  {state}")
+    return 0
+
+
+COMMANDS = (consent_group,)
 
 
 def _consent_row(record: Any) -> dict[str, Any]:

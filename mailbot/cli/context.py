@@ -1,7 +1,9 @@
-"""What every command is given: the configuration, and sessions on the database.
+"""What every command is given (click's `ctx.obj`): the configuration, and sessions on
+the database.
 
-The database is opened, and its schema brought up to date, the first time a command
-asks for sessions: `config check` and `templates check` never touch it.
+The configuration is read the first time a command asks for it, so `--help` works with
+none; the database is opened, and its schema brought up to date, the first time a
+command asks for sessions: `config check` and `templates check` never touch it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import click
+
+from mailbot import config as config_module
 from mailbot.config import Config
 
 if TYPE_CHECKING:
@@ -17,8 +22,17 @@ if TYPE_CHECKING:
 
 @dataclass
 class Context:
-    config: Config
+    config_path: str | None = None
+    _config: Config | None = field(default=None, repr=False)
     _sessions: sessionmaker[Session] | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Config:
+        """The configuration from `--config` (else `$MAILBOT_CONFIG`); a `ConfigError`
+        if it is missing or invalid."""
+        if self._config is None:
+            self._config = config_module.load(self.config_path)
+        return self._config
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -29,3 +43,6 @@ class Context:
             db.upgrade(engine)
             self._sessions = db.session_factory(engine)
         return self._sessions
+
+
+pass_context = click.make_pass_decorator(Context)

@@ -3,39 +3,62 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from datetime import date
 from pathlib import Path
 
-from mailbot.cli.context import Context
+import click
 
-COMMANDS = ("export", "report")
-
-
-def add_parsers(verbs: argparse._SubParsersAction) -> None:
-    export = verbs.add_parser("export", help="print the communications log")
-    export.add_argument("--format", choices=("json", "csv", "xlsx"), default="json")
-    export.add_argument("--output", type=Path, help="write to this file instead of stdout")
-    export.add_argument("--from", dest="start", type=_date, help="xlsx: first day, YYYY-MM-DD")
-    export.add_argument("--to", dest="end", type=_date, help="xlsx: last day, YYYY-MM-DD")
-
-    report = verbs.add_parser("report", help="the monthly report for the safety meeting")
-    report.add_argument("--month", required=True, type=_month, help="YYYY-MM")
-    report.add_argument("--output", required=True, type=Path, help="directory to write to")
-    report.add_argument("--email", action="store_true",
-                        help="also email it to [alerts] safety_team, attached")
+from mailbot.cli.context import Context, pass_context
 
 
-def dispatch(context: Context, args: argparse.Namespace) -> int:
-    if args.verb == "report":
-        from mailbot.reports.report import write_report
+def _date(_ctx: click.Context, _param: click.Parameter, text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not a date like 2026-11-24") from exc
 
-        with context.sessions() as session:
-            path = write_report(session, context.config, args.month, args.output)
-        print(f"wrote {path}")
-        return _email_report(context, path, args.month) if args.email else 0
-    return _export(context, args)
+
+def _month(_ctx: click.Context, _param: click.Parameter, text: str) -> date:
+    try:
+        return date.fromisoformat(f"{text}-01")
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not a month like 2026-11") from exc
+
+
+@click.command("export")
+@click.option("--format", "output_format", type=click.Choice(("json", "csv", "xlsx")),
+              default="json", show_default=True)
+@click.option("--output", type=click.Path(path_type=Path),
+              help="write to this file instead of stdout")
+@click.option("--from", "start", callback=_date, metavar="YYYY-MM-DD", help="xlsx: first day")
+@click.option("--to", "end", callback=_date, metavar="YYYY-MM-DD", help="xlsx: last day")
+@pass_context
+def export_command(context: Context, output_format: str, output: Path | None,
+                   start: date | None, end: date | None) -> int:
+    """print the communications log"""
+    return _export(context, output_format, output, start, end)
+
+
+@click.command("report")
+@click.option("--month", required=True, callback=_month, metavar="YYYY-MM")
+@click.option("--output", required=True, type=click.Path(path_type=Path),
+              help="directory to write to")
+@click.option("--email", is_flag=True, help="also email it to [alerts] safety_team, attached")
+@pass_context
+def report_command(context: Context, month: date, output: Path, email: bool) -> int:
+    """the monthly report for the safety meeting"""
+    from mailbot.reports.report import write_report
+
+    with context.sessions() as session:
+        path = write_report(session, context.config, month, output)
+    print(f"wrote {path}")
+    return _email_report(context, path, month) if email else 0
+
+
+COMMANDS = (export_command, report_command)
 
 
 def _email_report(context: Context, path: Path, month: date) -> int:
@@ -64,39 +87,26 @@ def _email_report(context: Context, path: Path, month: date) -> int:
     return 0
 
 
-def _export(context: Context, args: argparse.Namespace) -> int:
+def _export(context: Context, output_format: str, output: Path | None, start: date | None,
+            end: date | None) -> int:
     from mailbot.reports.export import log_entries, to_csv, to_json
 
-    if args.format == "xlsx":
+    if output_format == "xlsx":
         from mailbot.reports.spreadsheet import write_xlsx
 
-        if not (args.start and args.end and args.output):
+        if not (start and end and output):
             print("mailbot: --format xlsx needs --from, --to and --output", file=sys.stderr)
             return 2
         with context.sessions() as session:
-            path = write_xlsx(session, context.config, args.start, args.end, args.output)
+            path = write_xlsx(session, context.config, start, end, output)
         print(f"wrote {path}")
         return 0
 
     with context.sessions() as session:
         entries = log_entries(session, context.config)
-    text = to_json(entries) if args.format == "json" else to_csv(entries)
-    if args.output:
-        args.output.write_text(text, encoding="utf-8")
+    text = to_json(entries) if output_format == "json" else to_csv(entries)
+    if output:
+        output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-24") from exc
-
-
-def _month(text: str) -> date:
-    try:
-        return date.fromisoformat(f"{text}-01")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2026-11") from exc

@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
-import argparse
+import click
 
-from mailbot.cli.context import Context
-
-COMMANDS = ("run", "status")
+from mailbot.cli.context import Context, pass_context
 
 
-def add_parsers(verbs: argparse._SubParsersAction) -> None:
-    run = verbs.add_parser("run", help="poll the mailbox (as a daemon, or --once)")
-    run.add_argument("--once", action="store_true", help="process the inbox once and exit")
-    verbs.add_parser("status", help="health: polls, errors, queues, concerns by time left")
+@click.command("run")
+@click.option("--once", is_flag=True, help="process the inbox once and exit")
+@pass_context
+def run(context: Context, once: bool) -> int:
+    """poll the mailbox (as a daemon, or --once)"""
+    from mailbot.service.daemon import run_daemon, run_once
+
+    start = run_once if once else run_daemon
+    return start(context.config, context.sessions)
 
 
-def dispatch(context: Context, args: argparse.Namespace) -> int:
-    if args.verb == "run":
-        from mailbot.service.daemon import run_daemon, run_once
+@click.command("status")
+@pass_context
+def status(context: Context) -> int:
+    """health: polls, errors, queues, concerns by time left"""
+    from mailbot.service import health
 
-        start = run_once if args.once else run_daemon
-        return start(context.config, context.sessions)
-    from mailbot.service.health import status
-
-    report = status(context.config, context.sessions)
+    report = health.status(context.config, context.sessions)
     for line in report.lines:
         print(line)
     for problem in report.problems:
         print(f"UNHEALTHY: {problem}")
     print("status: healthy" if report.healthy else "status: unhealthy")
     return 0 if report.healthy else 1
+
+
+COMMANDS = (run, status)

@@ -3,28 +3,36 @@ a family (or the safety team) would get it."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from mailbot.cli.context import Context
+import click
+
+from mailbot.cli.context import Context, pass_context
 from mailbot.config import Config
 
-COMMANDS = ("templates",)
+
+@click.group("templates")
+def templates_group() -> None:
+    """reply templates admins edit"""
 
 
-def add_parsers(verbs: argparse._SubParsersAction) -> None:
-    templates_cmd = verbs.add_parser("templates", help="reply templates admins edit")
-    templates_verbs = templates_cmd.add_subparsers(dest="templates_verb", required=True)
-    templates_verbs.add_parser("check", help="check every template against its policy")
-    preview = templates_verbs.add_parser("preview", help="render a template")
-    preview.add_argument("name")
-    preview.add_argument("--concern", help="our reference, SC-2026-00042 (default: sample)")
+@templates_group.command("check")
+@pass_context
+def check(context: Context) -> int:
+    """check every template against its policy"""
+    return templates_check(context.config)
 
 
-def dispatch(context: Context, args: argparse.Namespace) -> int:
-    if args.templates_verb == "check":
-        return templates_check(context.config)
-    return _preview(context, args)
+@templates_group.command("preview")
+@click.argument("name")
+@click.option("--concern", help="our reference, SC-2026-00042 (default: sample)")
+@pass_context
+def preview(context: Context, name: str, concern: str | None) -> int:
+    """render a template"""
+    return _preview(context, name, concern)
+
+
+COMMANDS = (templates_group,)
 
 
 def templates_check(config: Config) -> int:
@@ -39,25 +47,24 @@ def templates_check(config: Config) -> int:
     return 0
 
 
-def _preview(context: Context, args: argparse.Namespace) -> int:
+def _preview(context: Context, name: str, concern: str | None) -> int:
     from sqlalchemy import select
 
     from mailbot.db.models import Contact
-    from mailbot.replies import consent, drafts
-    from mailbot.replies.policy import preview
+    from mailbot.replies import consent, drafts, policy
 
     config = context.config
     template_context = None
-    if args.concern:
+    if concern:
         with context.sessions() as session:
             contact = session.execute(
-                select(Contact).where(Contact.reference == args.concern)
+                select(Contact).where(Contact.reference == concern)
             ).scalar_one_or_none()
             if contact is None:
-                raise drafts.DraftError(f"no concern {args.concern}")
+                raise drafts.DraftError(f"no concern {concern}")
             state = consent.for_contact(session, contact)
             template_context = drafts.template_context(contact, config, state.scope)
-    rendered = preview(args.name, template_context, override_dir=config.replies.override_dir)
+    rendered = policy.preview(name, template_context, override_dir=config.replies.override_dir)
     print(f"Subject: {rendered.subject}\n")
     print(rendered.text)
     return 0
