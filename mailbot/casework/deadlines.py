@@ -9,11 +9,14 @@ repeated: the alert is recorded with the concern (one row per concern and thresh
 the same transaction as the email is queued. A concern first seen already late gets the
 most severe alert it has crossed at once, and the milder ones are marked as passed.
 Concerns crossing together share one digest, sorted by time left.
+
+`decide` and `decide_persistent` choose, touching neither the database nor the outbox;
+they return actions (`mailbot.replies.actions`) that `check` and the respond stage apply
+in the transaction.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,12 +26,10 @@ from sqlalchemy.orm import Session, selectinload
 from mailbot.casework.audit import record_event
 from mailbot.config import Config
 from mailbot.db.models import Contact, ContactAlert, utcnow
-from mailbot.logs import event
+from mailbot.replies.actions import Action, Digest, Notice, Passed, Persistent, apply
 from mailbot.replies.consent import ConsentError, contact_key
-from mailbot.replies.outbox import enqueue
+from mailbot.replies.policy import render_alert
 from mailbot.replies.render import format_london_time
-
-log = logging.getLogger(__name__)
 
 BREACH = "breach"
 PERSISTENT = "persistent"
@@ -100,80 +101,75 @@ def check(session: Session, config: Config, now: datetime | None = None) -> list
             .options(selectinload(Contact.alerts), selectinload(Contact.drafts))
         ).scalars()
     )
+    actions = decide(contacts, config, now)
+    apply(session, config, actions)
+    return [
+        crossing
+        for action in actions
+        if isinstance(action, Digest)
+        for crossing in action.crossings
+    ]
+
+
+def decide(contacts: list[Contact], config: Config, now: datetime) -> list[Action]:
+    """Pure: for these concerns at `now`, the milder thresholds to mark as passed, then
+    at most two digests to the safety team (warnings, then breaches), each sorted by time
+    left."""
     crossings, passed = due_alerts(contacts, config, now)
-    for contact, kind in passed:
-        session.add(ContactAlert(contact=contact, kind=kind, created_at=now, sent=False))
-    if not crossings:
-        return []
+    actions: list[Action] = [Passed(contact, kind, now) for contact, kind in passed]
     for group in (
         [c for c in crossings if c.kind != BREACH],
         [c for c in crossings if c.kind == BREACH],
     ):
         if group:
-            _queue_digest(session, config, sorted(group, key=lambda c: c.hours_left), now)
-    return crossings
+            actions.append(digest(config, sorted(group, key=lambda c: c.hours_left), now))
+    return actions
 
 
-def _queue_digest(
-    session: Session, config: Config, crossings: list[Crossing], now: datetime
-) -> None:
+def digest(config: Config, crossings: list[Crossing], now: datetime) -> Digest:
+    """The one email that lists concerns crossing a threshold together, in the words of
+    `templates/alerts/deadline_digest`."""
     breach = crossings[0].kind == BREACH
-    count = len(crossings)
-    noun = "concern" if count == 1 else "concerns"
-    hours = config.deadlines.respond_within_hours
-    subject = (
-        f"BREACH: {count} safer custody {noun} past {hours} hours unanswered"
-        if breach
-        else f"Warning: {count} safer custody {noun} near {hours} hours unanswered"
+    rendered = render_alert(
+        "deadline_digest",
+        {
+            "breach": breach,
+            "count": len(crossings),
+            "hours": config.deadlines.respond_within_hours,
+            "include_text": config.alerts.include_text,
+            "entries": [_digest_entry(crossing, config) for crossing in crossings],
+        },
+        override_dir=config.replies.override_dir,
     )
-    lines = [subject, ""]
-    for crossing in crossings:
-        lines += _digest_entry(crossing, config)
-    lines += [
-        "",
-        "Record a response with `mailbot drafts approve ID --by NAME`, or a phone call with",
-        "`mailbot concerns respond REFERENCE --by NAME --method phone --note TEXT`.",
-    ]
-    text = "\n".join(lines) + "\n"
-    recipients = config.alerts.safety_team
-    if not recipients:
-        event(log, logging.ERROR, "deadline_alert_has_no_recipients", concerns=count,
-              fix="set [alerts] safety_team")
-    emails = [
-        enqueue(session, config, kind="deadline_breach" if breach else "deadline_warning",
-                to=recipient, subject=subject, text=text, auto_submitted="auto-generated")
-        for recipient in recipients
-    ]
-    session.flush()
-    for crossing in crossings:
-        session.add(
-            ContactAlert(
-                contact=crossing.contact, kind=crossing.kind, created_at=now, sent=True,
-                outbox_id=emails[0].id if emails else None,
-            )
-        )
-    event(log, logging.WARNING if breach else logging.INFO,
-          "deadline_breach" if breach else "deadline_warning", concerns=count,
-          references=",".join(c.contact.reference for c in crossings))
+    return Digest(
+        kind="deadline_breach" if breach else "deadline_warning",
+        to=tuple(config.alerts.safety_team),
+        subject=rendered.subject,
+        text=rendered.text,
+        crossings=tuple(crossings),
+        at=now,
+    )
 
 
-def _digest_entry(crossing: Crossing, config: Config) -> list[str]:
+def _digest_entry(crossing: Crossing, config: Config) -> dict[str, str]:
     contact = crossing.contact
     left = crossing.hours_left
-    when = f"{left:.1f} hours left" if left > 0 else f"overdue by {-left:.1f} hours"
     drafts = [d for d in contact.drafts if d.status == "draft"]
-    holder = (
-        f"draft {drafts[0].id} ({drafts[0].template}) awaiting approval"
-        if drafts
-        else "no open draft"
-    )
-    entry = [
-        f"- {contact.reference}: received {format_london_time(contact.received_at)}, {when}",
-        f"  urgency {contact.urgency}; {holder}",
-    ]
-    if config.alerts.include_text:
-        entry.append("  " + " ".join(contact.concern_text.split())[:300])
-    return entry
+    return {
+        "reference": contact.reference,
+        "received": format_london_time(contact.received_at),
+        "when": f"{left:.1f} hours left" if left > 0 else f"overdue by {-left:.1f} hours",
+        "urgency": contact.urgency,
+        "holder": (
+            f"draft {drafts[0].id} ({drafts[0].template}) awaiting approval"
+            if drafts
+            else "no open draft"
+        ),
+        # The family's words reach the template only when staff alerts may show them.
+        "concern_text": (
+            " ".join(contact.concern_text.split())[:300] if config.alerts.include_text else ""
+        ),
+    }
 
 
 def person_key(contact: Contact) -> str | None:
@@ -190,49 +186,79 @@ def _key(email: str, name: str, phone: str) -> str | None:
         return None
 
 
-def note_persistent_contact(session: Session, config: Config, contact: Contact) -> bool:
-    """Flag a contact that is the `persistent_threshold`-th or later from the same person
-    about the same prisoner within the window; notify once per person per window."""
+@dataclass(frozen=True)
+class PersistentFacts:
+    """What the database says about one person's contact about one prisoner: how many
+    in the window up to this one, and whether staff were told in the last window."""
+
+    person_key: str
+    count: int
+    already_notified: bool
+
+
+def persistent_facts(
+    session: Session, config: Config, contact: Contact
+) -> PersistentFacts | None:
+    """Read what `decide_persistent` needs; None when the contact names no person or no
+    prisoner, so it cannot be persistent."""
     key = person_key(contact)
     if key is None or not contact.prisoner_number:
-        return False
+        return None
     settings = config.deadlines
     since = contact.received_at - timedelta(days=settings.persistent_window_days)
     count = _earlier_contacts(session, contact, key, since)
     if count < settings.persistent_threshold:
-        return False
-    if PERSISTENT_FLAG not in contact.flags:
-        contact.flags = [*contact.flags, PERSISTENT_FLAG]
-    notice_key = f"{key}|{contact.prisoner_number}"
+        return PersistentFacts(key, count, already_notified=False)
     window_start = utcnow() - timedelta(days=settings.persistent_window_days)
     already = session.scalar(
         select(func.count())
         .select_from(ContactAlert)
         .where(ContactAlert.kind == PERSISTENT)
-        .where(ContactAlert.person_key == notice_key)
+        .where(ContactAlert.person_key == f"{key}|{contact.prisoner_number}")
         .where(ContactAlert.created_at >= window_start)
     )
-    if already:
-        return True
-    recipients = config.alerts.persistent or config.alerts.safety_team
-    text = (
-        f"The same person has contacted the safer custody team {count} times in "
-        f"{settings.persistent_window_days} days about the same prisoner; the latest is "
-        f"{contact.reference}.\n\n"
-        "The safer custody toolkit suggests agreeing a single point of contact for them.\n"
-        f"See `mailbot concerns show {contact.reference}` for the full record.\n"
-    )
-    for recipient in recipients:
-        email = enqueue(session, config, kind="persistent_contact", to=recipient,
-                        subject=f"Persistent contact: {count} contacts in "
-                                f"{settings.persistent_window_days} days [{contact.reference}]",
-                        text=text, reference=contact.reference,
-                        auto_submitted="auto-generated")
-        email.contact = contact
-    session.add(ContactAlert(contact=contact, kind=PERSISTENT, person_key=notice_key,
-                             created_at=utcnow(), sent=bool(recipients)))
-    event(log, logging.INFO, "persistent_contact", reference=contact.reference, count=count)
-    return True
+    return PersistentFacts(key, count, already_notified=bool(already))
+
+
+def decide_persistent(
+    config: Config, contact: Contact, facts: PersistentFacts | None
+) -> list[Action]:
+    """Pure: a contact that is the `persistent_threshold`-th or later from the same person
+    about the same prisoner within the window is flagged; staff are told once per person
+    per window (`[alerts] persistent`, else the safety team)."""
+    settings = config.deadlines
+    if facts is None or facts.count < settings.persistent_threshold:
+        return []
+    notice = None
+    if not facts.already_notified:
+        rendered = render_alert(
+            "persistent_contact",
+            {"count": facts.count, "window_days": settings.persistent_window_days,
+             "reference": contact.reference},
+            override_dir=config.replies.override_dir,
+        )
+        notice = Notice(
+            kind="persistent_contact",
+            to=tuple(config.alerts.persistent or config.alerts.safety_team),
+            subject=rendered.subject,
+            text=rendered.text,
+            contact=contact,
+        )
+    return [
+        Persistent(
+            contact=contact, count=facts.count, flag=PERSISTENT_FLAG, alert_kind=PERSISTENT,
+            person_key=f"{facts.person_key}|{contact.prisoner_number}", notice=notice,
+        )
+    ]
+
+
+def note_persistent_contact(session: Session, config: Config, contact: Contact) -> bool:
+    """Flag a contact that is the `persistent_threshold`-th or later from the same person
+    about the same prisoner within the window; notify once per person per window.
+    True when the contact is persistent."""
+    actions = decide_persistent(config, contact, persistent_facts(session, config, contact))
+    apply(session, config, actions)
+    return bool(actions)
 
 
 def _earlier_contacts(session: Session, contact: Contact, key: str, since: datetime) -> int:

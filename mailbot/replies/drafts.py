@@ -94,16 +94,23 @@ def template_context(contact: Contact, config: Config, scope: str) -> dict[str, 
 
 
 def create_draft(
-    session: Session, config: Config, contact: Contact, *, actor: str = MAILBOT
+    session: Session,
+    config: Config,
+    contact: Contact,
+    *,
+    actor: str = MAILBOT,
+    state: consent.ConsentState | None = None,
 ) -> Draft | None:
-    """Draft the reply to a newly logged contact that mailbot does not answer itself."""
+    """Draft the reply to a newly logged contact that mailbot does not answer itself
+    (`state`: the consent in force, when the caller has already read it)."""
     if contact.related_contact_id is not None:
         # A family's reply joins its existing concern rather than starting a new pile.
         record_event(session, actor=actor, action="reply_added_to_concern",
                      contact_id=contact.related_contact_id,
                      detail={"reference": contact.reference})
         return None
-    state = consent.for_contact(session, contact)
+    if state is None:
+        state = consent.for_contact(session, contact)
     template = choose_template(contact, state)
     rendered = render_acknowledgement(
         template, template_context(contact, config, state.scope),

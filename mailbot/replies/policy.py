@@ -89,7 +89,7 @@ ACKNOWLEDGEMENTS: dict[str, str] = {
 # Every template mailbot's code renders: the policy must have an entry for each.
 REQUIRED_ENTRIES: dict[str, tuple[str, ...]] = {
     "templates": ("signposting", *ACKNOWLEDGEMENTS),
-    "alerts": ("urgent",),
+    "alerts": ("urgent", "deadline_digest", "persistent_contact"),
 }
 # Settings only staff may see: reply templates are given them blank.
 STAFF_ONLY_PRISON_SETTINGS: tuple[str, ...] = ("duty_phone",)
@@ -238,9 +238,24 @@ def render_acknowledgement(
     passed in this process is, and `rejected_templates()` reports why. Raises
     `TemplateError` when there is no such version, or when the template fails as it runs.
     """
+    return _render_checked(name, context, override_dir, ("templates",))
+
+
+def render_alert(
+    name: str, context: Mapping[str, Any], *, override_dir: Path | None = None
+) -> RenderedEmail:
+    """Render staff alert NAME (`templates/alerts/`, `[alerts.NAME]`) as
+    `render_acknowledgement` renders a reply: checked, given only its declared
+    variables, the last good version standing in for a broken edit."""
+    return _render_checked(name, context, override_dir, ("alerts",))
+
+
+def _render_checked(
+    name: str, context: Mapping[str, Any], override_dir: Path | None, kinds: tuple[str, ...]
+) -> RenderedEmail:
     dirs = tuple(template_dirs(override_dir))
     key = (dirs, name)
-    examined = _examine_name(name, dirs)
+    examined = _examine_name(name, dirs, kinds=kinds)
     first_time = False
     with _state.lock:
         if examined.version is not None:
@@ -354,6 +369,21 @@ def sample_context() -> dict[str, Any]:
         "verified": True,
         "include_text": True,
         "concern_text": "A sample concern: none of this is real.",
+        # Staff alerts: the deadline digest and persistent contact.
+        "breach": False,
+        "count": 1,
+        "hours": 72,
+        "window_days": 7,
+        "entries": [
+            {
+                "reference": "PFH-SC-20260105-0001",
+                "received": format_london_time(datetime(2026, 1, 5, 9, 30, tzinfo=UTC)),
+                "when": "5.5 hours left",
+                "urgency": "urgent",
+                "holder": "draft 1 (ack_no_consent) awaiting approval",
+                "concern_text": "A sample concern: none of this is real.",
+            }
+        ],
     }
 
 

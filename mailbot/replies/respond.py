@@ -13,8 +13,10 @@
   unverified look-alike, a direct email, a reply to us or anything from our own address
   never causes an email to an address taken from it.
 
-Emails are only queued here, in the same transaction as the log entry, so a crash can
-never keep the entry and lose its alert; `mailbot.replies.outbox` sends them.
+`decide` chooses, touching neither the database nor the outbox, and returns the actions
+(`mailbot.replies.actions`); `respond` reads the facts it needs and applies them. Emails
+are only queued, in the same transaction as the log entry, so a crash can never keep the
+entry and lose its alert; `mailbot.replies.outbox` sends them.
 """
 
 from __future__ import annotations
@@ -26,19 +28,21 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.casework.deadlines import note_persistent_contact
+from mailbot.casework.deadlines import decide_persistent, persistent_facts
 from mailbot.config import Config
 from mailbot.db.models import Contact, OutboxEmail, utcnow
 from mailbot.ingest.examine import Examined
 from mailbot.logs import event
 from mailbot.parsers.contact import Flag
-from mailbot.replies import ENQUIRY_CATEGORIES, render_signposting, render_urgent_alert
-from mailbot.replies.drafts import create_draft
-from mailbot.replies.outbox import Kind, Status, enqueue, family_address
+from mailbot.replies import ENQUIRY_CATEGORIES, consent
+from mailbot.replies.actions import Action, Alert, Draft, JoinConcern, Notice, Reply, apply
+from mailbot.replies.drafts import choose_template
+from mailbot.replies.outbox import Status, family_address
 
 log = logging.getLogger(__name__)
 
 URGENT = "immediate"
+NO_CONSENT = consent.ConsentState("none", None)
 
 
 def alert_recipients(config: Config) -> list[str]:
@@ -49,51 +53,56 @@ def alert_recipients(config: Config) -> list[str]:
 
 
 def respond(session: Session, config: Config, contact: Contact, examined: Examined) -> None:
+    """Read what the decision needs (consent in force, earlier contacts from the same
+    person), decide, and apply the actions in this transaction."""
+    state = (
+        consent.for_contact(session, contact)
+        if contact.related_contact_id is None
+        else NO_CONSENT
+    )
+    actions = decide(config, contact, examined, consent_state=state)
+    actions += decide_persistent(config, contact, persistent_facts(session, config, contact))
+    apply(session, config, actions)
+
+
+def decide(
+    config: Config,
+    contact: Contact,
+    examined: Examined,
+    *,
+    consent_state: consent.ConsentState = NO_CONSENT,
+) -> list[Action]:
+    """Pure: the alert, reply or draft a newly logged contact causes (see the module's
+    docstring); `consent_state` is the consent in force for it, which picks the draft's
+    template. A family's reply to an existing concern joins it instead of a new draft."""
+    actions: list[Action] = []
     # A text in a language mailbot has no rules for cannot be assessed: the safety team
     # hears of it at once rather than from the 72-hour warnings.
     unassessed = examined.triage is not None and not examined.triage.assessed
     if contact.urgency == URGENT or unassessed:
-        _alert_urgent(session, config, contact)
+        actions.append(urgent_alert(config, contact))
     if _may_signpost(config, contact, examined):
-        _signpost(session, config, contact, examined)
+        actions.append(_signposting_reply(config, contact, examined))
+    elif contact.related_contact_id is not None:
+        actions.append(JoinConcern(contact))
     else:
-        create_draft(session, config, contact)
-    note_persistent_contact(session, config, contact)
+        actions.append(
+            Draft(contact, choose_template(contact, consent_state), consent_state)
+        )
+    return actions
 
 
-def _alert_urgent(session: Session, config: Config, contact: Contact) -> None:
-    event(log, logging.WARNING, "urgent_contact", reference=contact.reference,
-          source=contact.source, verified=contact.verified,
-          reasons=len(contact.triage_reasons))
-    recipients = alert_recipients(config)
-    if not recipients:
-        event(log, logging.ERROR, "urgent_alert_has_no_recipients",
-              reference=contact.reference, fix="set [alerts] urgent or safety_team")
-        return
-    rendered = render_urgent_alert(
-        reference=contact.reference,
-        received_at=contact.received_at,
-        urgency=contact.urgency,
-        reasons=(
-            list(contact.triage_reasons)
+def urgent_alert(config: Config, contact: Contact) -> Alert:
+    return Alert(
+        contact=contact,
+        to=tuple(alert_recipients(config)),
+        reasons=tuple(
+            contact.triage_reasons
             if config.alerts.include_text
             else [without_quotes(reason) for reason in contact.triage_reasons]
         ),
-        source=contact.source,
-        verified=contact.verified,
         include_text=config.alerts.include_text,
-        concern_text=contact.concern_text,
-        prisoner_number=contact.prisoner_number,
-        prison=config.prison,
-        override_dir=config.replies.override_dir,
     )
-    for recipient in recipients:
-        email = enqueue(
-            session, config, kind=Kind.URGENT_ALERT, to=recipient, subject=rendered.subject,
-            text=rendered.text, html=rendered.html, reference=contact.reference,
-            auto_submitted="auto-generated",
-        )
-        email.contact = contact
 
 
 _QUOTED = re.compile(r':?\s*"[^"]*"(?:\s*\+\s*"[^"]*")*')
@@ -121,27 +130,15 @@ def _may_signpost(config: Config, contact: Contact, examined: Examined) -> bool:
     )
 
 
-def _signpost(session: Session, config: Config, contact: Contact, examined: Examined) -> None:
+def _signposting_reply(config: Config, contact: Contact, examined: Examined) -> Reply:
     category = next((c for c in contact.categories if c in ENQUIRY_CATEGORIES), "other")
-    # Reply-To from a verified form is the family's own address; else the form's field.
-    recipient = family_address(config, examined.reply_to, contact.submitter_email)
-    if recipient is None:
-        event(log, logging.WARNING, "signposting_not_sent", reference=contact.reference,
-              why="no single valid address on the form")
-        return
-    rendered = render_signposting(
-        category=category, reference=contact.reference, prison=config.prison,
-        override_dir=config.replies.override_dir,
+    return Reply(
+        contact=contact,
+        # Reply-To from a verified form is the family's own address; else the form's field.
+        to=family_address(config, examined.reply_to, contact.submitter_email),
+        category=category,
+        in_reply_to=f"<{examined.message_id}>" if examined.message_id else None,
     )
-    in_reply_to = f"<{examined.message_id}>" if examined.message_id else None
-    email = enqueue(
-        session, config, kind=Kind.SIGNPOSTING, to=recipient, subject=rendered.subject,
-        text=rendered.text, html=rendered.html, reference=contact.reference,
-        in_reply_to=in_reply_to, auto_submitted="auto-replied", rate_limited=True,
-    )
-    email.contact = contact
-    event(log, logging.INFO, "signposting_queued", reference=contact.reference,
-          category=category, status=email.status)
 
 
 def link_bounce(session: Session, examined: Examined) -> list[OutboxEmail]:
@@ -177,16 +174,18 @@ def link_bounce(session: Session, examined: Examined) -> list[OutboxEmail]:
 
 
 def alert_template_problems(session: Session, config: Config, problems: list[str]) -> None:
+    event(log, logging.ERROR, "templates_rejected", count=len(problems))
+    apply(session, config, [template_problems_notice(config, problems)])
+
+
+def template_problems_notice(config: Config, problems: list[str]) -> Notice:
     """An edited template that breaks its policy is not used (the last good one is):
     tell the safety team, in words that need no template to render."""
-    event(log, logging.ERROR, "templates_rejected", count=len(problems))
     text = (
         "mailbot refused to use an edited reply template, because it fails its policy "
         "check. It keeps using the last version that passed until the file is fixed.\n\n"
         + "\n".join(f"- {problem}" for problem in problems)
         + "\n\nRun `mailbot templates check` after editing to see what is wrong.\n"
     )
-    for recipient in config.alerts.safety_team:
-        enqueue(session, config, kind="template_alert", to=recipient,
-                subject="mailbot: an edited reply template was refused", text=text,
-                auto_submitted="auto-generated")
+    return Notice(kind="template_alert", to=tuple(config.alerts.safety_team),
+                  subject="mailbot: an edited reply template was refused", text=text)
