@@ -30,6 +30,8 @@ from mailbot.mailbox.fetch import Mailbox
 from mailbot.mailbox.smtp import SmtpConnection
 from mailbot.parsers.mime import POLICY, WIRE_POLICY
 from mailbot.replies.outbox import enqueue, send_due
+from mailbot.replies.policy import render_alert
+from mailbot.replies.render import RenderedEmail, TemplateError
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +167,7 @@ class OutageMonitor:
             if state.alerted:
                 minutes = int((now - state.down_since).total_seconds() // 60)
                 event(log, logging.WARNING, "outage_over", channel=channel, minutes=minutes)
-                self._tell(f"mailbot: the {channel} is reachable again",
-                           f"The {channel} is reachable again after about {minutes} minutes.")
+                self._tell(self._render("outage_over", channel=channel, minutes=minutes))
                 self.notify_status(f"{channel} reachable again")
             return
         if state.down_since is None:
@@ -180,18 +181,27 @@ class OutageMonitor:
         self.notify_status(f"{channel} unreachable since {state.down_since:%H:%M} UTC")
         if not state.alerted:
             state.alerted = True
-            self._tell(
-                f"mailbot: the {channel} has been unreachable since "
-                f"{state.down_since:%Y-%m-%d %H:%M} UTC",
-                f"mailbot cannot reach the {channel} (since {state.down_since:%H:%M} UTC).\n"
-                f"Last error: {error[:500]}\n\nWhile it is down, new forms are not being "
-                "logged or answered and deadline alerts may not go out. mailbot keeps "
-                "trying and will say when it recovers.",
-            )
+            self._tell(self._render(
+                "outage", channel=channel, since=f"{state.down_since:%Y-%m-%d %H:%M}",
+                since_time=f"{state.down_since:%H:%M}", error=error[:500],
+            ))
 
-    def _tell(self, subject: str, text: str) -> None:
-        """Email the safety team; when the mail server is the thing that is down, leave
-        the alert in the mailbox itself, where staff read their mail."""
+    def _render(self, name: str, **context: Any) -> RenderedEmail:
+        """The alert in the words of `templates/alerts/NAME`; should even the last good
+        version be unusable, a bare line, since staff must hear of an outage regardless."""
+        try:
+            return render_alert(name, context, override_dir=self.config.replies.override_dir)
+        except TemplateError as exc:
+            event(log, logging.ERROR, "outage_alert_template_unusable", template=name,
+                  error=str(exc)[:300])
+            line = f"mailbot: {name.replace('_', ' ')}: the {context['channel']}"
+            return RenderedEmail(subject=line, text=line + "\n", html=None)
+
+    def _tell(self, rendered: RenderedEmail) -> None:
+        """Email the safety team the alert (`templates/alerts/outage*`); when the mail
+        server is the thing that is down, leave it in the mailbox itself, where staff read
+        their mail."""
+        subject, text = rendered.subject, rendered.text
         # Email needs both the mail server and the database (the outbox).
         if self.channels[SMTP].down_since or self.channels[DATABASE].down_since:
             if self.channels[MAILBOX].down_since is None:
