@@ -1,5 +1,15 @@
 """Configuration: one TOML file, validated at start so a bad key fails loudly and by name.
 
+The file's shape is declared here as pydantic models, one per `[section]`: a key the
+section does not have, a value of the wrong type or out of range, or a missing required
+key stops mailbot with one line naming the section and key
+(`[mailbox] port: Input should be a valid integer, not '993'`). Values are taken as TOML
+gives them: `port = "993"` is refused, not quietly turned into a number.
+
+Each section is a pydantic dataclass, so it is still a frozen dataclass to the rest of
+mailbot (`dataclasses.replace` gives the public copy of `[prison]` with the staff-only
+phone blanked); `Config`, the whole file, is a pydantic model.
+
 Secrets never live in the file itself: a password is read from `password_file` (for
 example a systemd credential) or from the environment variable named by `password_env`.
 """
@@ -9,13 +19,28 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.dataclasses import dataclass
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from mailbot.errors import ConfigError
-
-SECURITY_MODES = ("ssl", "starttls", "none")
 
 # The portal's field labels (portal-form.md). A prison whose portal words its form
 # differently changes these in [portal.labels], not the code.
@@ -45,53 +70,140 @@ DEFAULT_LABELS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+# --- The values a key may take ------------------------------------------------------------
+
+
+def _as_tuple(value: Any) -> Any:
+    """A TOML array becomes a tuple, so settings stay immutable; anything else is refused."""
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    raise PydanticCustomError("list_type", "Input should be a list")
+
+
+def _one_address(value: str) -> str:
+    if "@" not in value or any(c in value for c in "\r\n,;<> "):
+        raise PydanticCustomError("email_address", "Input should be one email address")
+    return value
+
+
+def _has_at_sign(value: str) -> str:
+    if "@" not in value:
+        raise PydanticCustomError("email_address", "Input should be an email address")
+    return value
+
+
+def _regular_expression(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise PydanticCustomError(
+            "regex", "Input should be a valid regular expression ({error})", {"error": str(exc)}
+        ) from None
+    return value
+
+
+def _clock_time(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise PydanticCustomError("clock_time", "Input should be a time as HH:MM")
+    return value
+
+
+def _time_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "time_zone", "Input should be a time zone such as 'Europe/London'"
+        ) from None
+    return value
+
+
+def _database_url(value: str) -> str:
+    if not value.startswith(("sqlite:", "postgresql")):
+        raise PydanticCustomError(
+            "database_url", "Input should be sqlite:///PATH or postgresql+psycopg://..."
+        )
+    return value
+
+
+def _with_default_labels(labels: dict[str, str]) -> dict[str, str]:
+    """The file names only the labels that differ; every other keeps its default."""
+    for key in labels:
+        if key not in DEFAULT_LABELS:
+            raise PydanticCustomError("unknown_key", "unknown key '{key}'", {"key": key})
+    return {**DEFAULT_LABELS, **labels}
+
+
+Count = Annotated[int, Strict(), Field(ge=0)]  # a whole number, 0 or more
+AtLeastOne = Annotated[int, Strict(), Field(ge=1)]
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+Minutes = Annotated[float, Strict(), Field(ge=0)]  # a whole number will do
+Security = Literal["ssl", "starttls", "none"]
+SECURITY_MODES: tuple[str, ...] = get_args(Security)
+Texts = Annotated[tuple[StrictStr, ...], BeforeValidator(_as_tuple)]
+Address = Annotated[StrictStr, AfterValidator(_one_address)]
+Addresses = Annotated[tuple[Address, ...], BeforeValidator(_as_tuple)]
+Lowercase = Annotated[StrictStr, AfterValidator(str.lower)]
+Pattern = Annotated[StrictStr, AfterValidator(_regular_expression)]
+Clock = Annotated[StrictStr, AfterValidator(_clock_time)]
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+Labels = Annotated[dict[StrictStr, StrictStr], AfterValidator(_with_default_labels)]
+
+_SECTION = ConfigDict(extra="forbid")
+
+
+# --- The sections ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, config=_SECTION)
 class PrisonSettings:
-    name: str
-    hotline_phone: str = ""
-    duty_phone: str = ""
-    portal_url: str = ""
-    family_service: str = ""
-    governor_address: str = ""
+    name: StrictStr
+    hotline_phone: StrictStr = ""
+    duty_phone: StrictStr = ""
+    portal_url: StrictStr = ""
+    family_service: StrictStr = ""
+    governor_address: StrictStr = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class MailboxSettings:
-    host: str
-    username: str
-    port: int = 993
-    security: str = "ssl"
-    password_file: str | None = None
-    password_env: str | None = None
-    inbox: str = "INBOX"
-    processed_folder: str = "Processed"
-    quarantine_folder: str = "Quarantine"
-    sent_folder: str = "Sent"  # where a copy of every email mailbot sends is kept
+    host: StrictStr
+    username: StrictStr
+    port: Port = 993
+    security: Security = "ssl"
+    password_file: StrictStr | None = None
+    password_env: StrictStr | None = None
+    inbox: StrictStr = "INBOX"
+    processed_folder: StrictStr = "Processed"
+    quarantine_folder: StrictStr = "Quarantine"
+    sent_folder: StrictStr = "Sent"  # where a copy of every email mailbot sends is kept
     # Hold an IMAP IDLE connection while running as a daemon, so new mail is processed
     # within seconds; the poll every poll_interval_seconds stays as the safety net.
-    idle: bool = True
-    poll_interval_seconds: int = 60
-    batch_size: int = 200
+    idle: StrictBool = True
+    poll_interval_seconds: AtLeastOne = 60
+    batch_size: AtLeastOne = 200
     # Larger messages are moved to quarantine unread: holding them in memory would let
     # one message stop the daemon, and the mailbox itself still keeps them.
-    max_message_bytes: int = 50 * 1024 * 1024
-    timeout_seconds: int = 30
-    connect_attempts: int = 4
+    max_message_bytes: Count = 50 * 1024 * 1024
+    timeout_seconds: Count = 30
+    connect_attempts: Count = 4
 
     def password(self) -> str:
         return _read_secret("mailbox", self.password_file, self.password_env)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class SmtpSettings:
-    host: str
-    from_address: str
-    port: int = 587
-    security: str = "starttls"
-    username: str | None = None
-    password_file: str | None = None
-    password_env: str | None = None
-    timeout_seconds: int = 30
+    host: StrictStr
+    from_address: Annotated[StrictStr, AfterValidator(_has_at_sign)]
+    port: Port = 587
+    security: Security = "starttls"
+    username: StrictStr | None = None
+    password_file: StrictStr | None = None
+    password_env: StrictStr | None = None
+    timeout_seconds: Count = 30
 
     def password(self) -> str | None:
         if not self.username:
@@ -99,106 +211,152 @@ class SmtpSettings:
         return _read_secret("smtp", self.password_file, self.password_env)
 
 
-@dataclass(frozen=True)
+def _default_state_dir() -> Path:
+    return Path(
+        os.environ.get("STATE_DIRECTORY")  # set by systemd's StateDirectory=
+        or Path.home() / ".local/state/mailbot"
+    )
+
+
+def _directory(value: Any) -> Any:
+    if not isinstance(value, str | Path):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return Path(value) if value else _default_state_dir()
+
+
+@dataclass(frozen=True, config=_SECTION)
+class StateSettings:
+    directory: Annotated[Path, BeforeValidator(_directory)] = field(
+        default_factory=_default_state_dir
+    )
+
+
+@dataclass(frozen=True, config=_SECTION)
 class DatabaseSettings:
-    url: str
+    url: Annotated[StrictStr, AfterValidator(_database_url)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class PortalSettings:
-    senders: tuple[str, ...] = ("safercustody-forms@portal.example.org",)
-    subject_pattern: str = r"^\s*Safer Custody Contact Form\b"
-    trusted_authserv_id: str = "mx.prison.example"
-    dkim_domain: str = "portal.example.org"
-    labels: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_LABELS))
+    senders: Annotated[tuple[Lowercase, ...], BeforeValidator(_as_tuple)] = (
+        "safercustody-forms@portal.example.org",
+    )
+    subject_pattern: Pattern = r"^\s*Safer Custody Contact Form\b"
+    trusted_authserv_id: StrictStr = "mx.prison.example"
+    dkim_domain: Lowercase = "portal.example.org"
+    labels: Labels = field(default_factory=lambda: dict(DEFAULT_LABELS))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class AlertSettings:
     """Who hears about urgent contacts. Alerts go to staff addresses only."""
 
-    safety_team: tuple[str, ...] = ()
-    urgent: tuple[str, ...] = ()
+    safety_team: Addresses = ()
+    urgent: Addresses = ()
     # The concern's own words stay out of alert emails unless the prison opts in.
-    include_text: bool = False
-    persistent: tuple[str, ...] = ()  # Head of Safer Custody; default: safety_team
-    outage_minutes: float = 30
+    include_text: StrictBool = False
+    persistent: Addresses = ()  # Head of Safer Custody; default: safety_team
+    outage_minutes: Minutes = 30
     # When the mail server is down, outage alerts are left in this mailbox folder.
-    mailbox_folder: str = "Mailbot alerts"
+    mailbox_folder: StrictStr = "Mailbot alerts"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class ReplySettings:
-    send_signposting: bool = True
+    send_signposting: StrictBool = True
     # Longer enquiries get a signposting draft for staff instead of an automatic reply:
     # the more a family writes, the likelier something the rules do not know is in it.
-    signpost_max_words: int = 80
+    signpost_max_words: Count = 80
     # At most one automatic reply per recipient in this window: two mail robots must
     # never answer each other in a loop.
-    auto_reply_window_hours: int = 24
-    template_override_dir: str | None = None
-    max_send_attempts: int = 8
-    retry_base_seconds: int = 30  # temporary SMTP failures: 30 s, 1 min, 2 min... (max 1 h)
+    auto_reply_window_hours: Count = 24
+    template_override_dir: StrictStr | None = None
+    max_send_attempts: Count = 8
+    retry_base_seconds: Count = 30  # temporary SMTP failures: 30 s, 1 min, 2 min... (max 1 h)
 
     @property
     def override_dir(self) -> Path | None:
         return Path(self.template_override_dir) if self.template_override_dir else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class DeadlineSettings:
-    respond_within_hours: int = 72
-    warn_when_hours_left: tuple[int, ...] = (24, 6)
-    check_interval_minutes: int = 5
-    persistent_threshold: int = 3
-    persistent_window_days: int = 7
+    respond_within_hours: Count = 72
+    warn_when_hours_left: Annotated[tuple[Count, ...], BeforeValidator(_as_tuple)] = (24, 6)
+    check_interval_minutes: Count = 5
+    persistent_threshold: Count = 3
+    persistent_window_days: Count = 7
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class OfficeHoursSettings:
     """When the safer custody team is at work; contacts outside count for the report."""
 
-    days: tuple[str, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri")
-    start: str = "08:00"
-    end: str = "17:00"
-    timezone: str = "Europe/London"
+    days: Annotated[tuple[Weekday, ...], BeforeValidator(_as_tuple)] = (
+        "Mon", "Tue", "Wed", "Thu", "Fri",
+    )
+    start: Clock = "08:00"
+    end: Clock = "17:00"
+    timezone: Annotated[StrictStr, AfterValidator(_time_zone)] = "Europe/London"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class RetentionSettings:
-    months: int = 24  # personal data older than this is anonymised; counts are kept
-    raw_message_months: int = 24  # raw message bytes may go sooner
+    months: Count = 24  # personal data older than this is anonymised; counts are kept
+    raw_message_months: Count = 24  # raw message bytes may go sooner
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class DraftSettings:
     # Also place each draft in the mailbox's Drafts folder, so staff can approve (send)
     # it from their mail client; mailbot then finds the sent copy in the Sent folder.
-    mailbox_drafts: bool = True
-    drafts_folder: str = "Drafts"
+    mailbox_drafts: StrictBool = True
+    drafts_folder: StrictStr = "Drafts"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SECTION)
 class TriageSettings:
-    rules_file: str | None = None  # an admin's extended copy of mailbot/triage/rules.toml
+    rules_file: StrictStr | None = None  # an admin's extended copy of mailbot/triage/rules.toml
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(BaseModel):
+    """The whole file: one field per section, in the order problems are reported."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     prison: PrisonSettings
     mailbox: MailboxSettings
     smtp: SmtpSettings
-    database: DatabaseSettings
-    portal: PortalSettings
-    state_dir: Path
-    alerts: AlertSettings = field(default_factory=AlertSettings)
-    replies: ReplySettings = field(default_factory=ReplySettings)
-    triage: TriageSettings = field(default_factory=TriageSettings)
-    drafts: DraftSettings = field(default_factory=DraftSettings)
-    deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
-    office_hours: OfficeHoursSettings = field(default_factory=OfficeHoursSettings)
-    retention: RetentionSettings = field(default_factory=RetentionSettings)
-    source: Path | None = None
+    state: StateSettings = Field(default_factory=StateSettings)
+    # Default: a SQLite file in the state directory (filled in below, so after `state`).
+    database: DatabaseSettings = Field(default_factory=dict, validate_default=True)
+    portal: PortalSettings = Field(default_factory=PortalSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    replies: ReplySettings = Field(default_factory=ReplySettings)
+    triage: TriageSettings = Field(default_factory=TriageSettings)
+    drafts: DraftSettings = Field(default_factory=DraftSettings)
+    deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
+    office_hours: OfficeHoursSettings = Field(default_factory=OfficeHoursSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database_in_state_directory(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, dict) and "url" not in value:
+            state = info.data.get("state")  # absent when [state] itself is wrong
+            directory = state.directory if state is not None else _default_state_dir()
+            return {**value, "url": f"sqlite:///{directory / 'mailbot.sqlite3'}"}
+        return value
+
+    @property
+    def state_dir(self) -> Path:
+        return self.state.directory
+
+    @property
+    def source(self) -> Path | None:
+        """The file this configuration was read from (None when built from a dict)."""
+        return self._source
 
     @property
     def own_addresses(self) -> frozenset[str]:
@@ -228,64 +386,7 @@ def _read_secret(section: str, password_file: str | None, password_env: str | No
     raise ConfigError(f"[{section}] needs password_file or password_env")
 
 
-def _section(cls: type, name: str, raw: Any, required: bool = True) -> Any:
-    """Build one settings dataclass from its TOML table, naming any bad key."""
-    if raw is None:
-        if required:
-            raise ConfigError(f"missing section [{name}]")
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"[{name}] must be a table")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise ConfigError(f"[{name}] unknown key {unknown[0]!r}")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        expected = known[key].type
-        values[key] = _check_type(f"{name}.{key}", expected, value)
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        missing = re.findall(r"'(\w+)'", str(exc))
-        key = missing[0] if missing else "?"
-        raise ConfigError(f"[{name}] missing required key {key!r}") from exc
-
-
-def _check_type(key: str, expected: str, value: Any) -> Any:
-    if expected.startswith("bool"):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, not {value!r}")
-        return value
-    if expected.startswith("float"):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"{key} must be a positive number, not {value!r}")
-        return float(value)
-    if expected.startswith("int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be a whole number, not {value!r}")
-        if value < 0:
-            raise ConfigError(f"{key} must not be negative")
-        return value
-    if expected.startswith("str"):
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, not {value!r}")
-        return value
-    if expected.startswith("tuple[int"):
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
-        ):
-            raise ConfigError(f"{key} must be a list of whole numbers")
-        return tuple(value)
-    if expected.startswith("tuple"):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key} must be a list of strings")
-        return tuple(value)
-    if expected.startswith("dict"):
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ConfigError(f"{key} must be a table of strings")
-        return value
-    return value
+# --- Reading the file -----------------------------------------------------------------------
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:
@@ -306,118 +407,42 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
 
 
 def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
-    known_sections = {
-        "prison", "mailbox", "smtp", "database", "portal", "state", "alerts", "replies", "triage",
-        "drafts", "deadlines", "office_hours", "retention",
-    }
-    unknown = sorted(set(raw) - known_sections)
-    if unknown:
-        raise ConfigError(f"unknown section [{unknown[0]}]")
-
-    state = raw.get("state", {})
-    state_dir = Path(
-        state.get("directory")
-        or os.environ.get("STATE_DIRECTORY")  # set by systemd's StateDirectory=
-        or Path.home() / ".local/state/mailbot"
-    )
-
-    prison = _section(PrisonSettings, "prison", raw.get("prison"))
-    mailbox = _section(MailboxSettings, "mailbox", raw.get("mailbox"))
-    smtp = _section(SmtpSettings, "smtp", raw.get("smtp"))
-    database_raw = dict(raw.get("database") or {})
-    database_raw.setdefault("url", f"sqlite:///{state_dir / 'mailbot.sqlite3'}")
-    database = _section(DatabaseSettings, "database", database_raw)
-
-    portal_raw = dict(raw.get("portal") or {})
-    labels = dict(DEFAULT_LABELS)
-    custom_labels = portal_raw.pop("labels", {})
-    if not isinstance(custom_labels, dict):
-        raise ConfigError("[portal.labels] must be a table")
-    unknown_labels = sorted(set(custom_labels) - set(DEFAULT_LABELS))
-    if unknown_labels:
-        raise ConfigError(f"[portal.labels] unknown key {unknown_labels[0]!r}")
-    labels.update(custom_labels)
-    portal = _section(PortalSettings, "portal", portal_raw, required=False)
-    portal = PortalSettings(
-        senders=tuple(s.lower() for s in portal.senders),
-        subject_pattern=portal.subject_pattern,
-        trusted_authserv_id=portal.trusted_authserv_id,
-        dkim_domain=portal.dkim_domain.lower(),
-        labels=labels,
-    )
-
-    alerts = _section(AlertSettings, "alerts", raw.get("alerts"), required=False)
-    replies = _section(ReplySettings, "replies", raw.get("replies"), required=False)
-    triage = _section(TriageSettings, "triage", raw.get("triage"), required=False)
-    drafts = _section(DraftSettings, "drafts", raw.get("drafts"), required=False)
-    deadlines = _section(DeadlineSettings, "deadlines", raw.get("deadlines"), required=False)
-    office_hours = _section(
-        OfficeHoursSettings, "office_hours", raw.get("office_hours"), required=False
-    )
-    retention = _section(RetentionSettings, "retention", raw.get("retention"), required=False)
-    _check_office_hours(office_hours)
-    for key, addresses in (
-        ("safety_team", alerts.safety_team),
-        ("urgent", alerts.urgent),
-        ("persistent", alerts.persistent),
-    ):
-        for address in addresses:
-            if "@" not in address or any(c in address for c in "\r\n,;<> "):
-                raise ConfigError(f"alerts.{key}: {address!r} is not one email address")
-
-    for name, settings in (("mailbox", mailbox), ("smtp", smtp)):
-        if settings.security not in SECURITY_MODES:
-            raise ConfigError(
-                f"{name}.security must be one of {', '.join(SECURITY_MODES)}, "
-                f"not {settings.security!r}"
-            )
-        if not 0 < settings.port < 65536:
-            raise ConfigError(f"{name}.port must be between 1 and 65535")
-    if mailbox.poll_interval_seconds < 1:
-        raise ConfigError("mailbox.poll_interval_seconds must be at least 1")
-    if mailbox.batch_size < 1:
-        raise ConfigError("mailbox.batch_size must be at least 1")
-    if "@" not in smtp.from_address:
-        raise ConfigError("smtp.from_address must be an email address")
+    """Validate the file's contents; a `ConfigError` names every bad key, on one line."""
     try:
-        re.compile(portal.subject_pattern)
-    except re.error as exc:
-        raise ConfigError(
-            f"portal.subject_pattern is not a valid regular expression: {exc}"
-        ) from exc
-    if not database.url.startswith(("sqlite:", "postgresql")):
-        raise ConfigError("database.url must be sqlite:///PATH or postgresql+psycopg://...")
-
-    return Config(
-        prison=prison,
-        mailbox=mailbox,
-        smtp=smtp,
-        database=database,
-        portal=portal,
-        state_dir=state_dir,
-        alerts=alerts,
-        replies=replies,
-        triage=triage,
-        drafts=drafts,
-        deadlines=deadlines,
-        office_hours=office_hours,
-        retention=retention,
-        source=source,
-    )
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(error) for error in exc.errors())) from None
+    config._source = source
+    return config
 
 
-def _check_office_hours(hours: OfficeHoursSettings) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+def _describe(error: ErrorDetails) -> str:
+    """One problem as the file's reader sees it: `[section] key: what is wrong, not VALUE`.
 
-    days = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
-    for day in hours.days:
-        if day not in days:
-            raise ConfigError(f"office_hours.days: {day!r} is not one of {sorted(days)}")
-    for key in ("start", "end"):
-        value = getattr(hours, key)
-        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-            raise ConfigError(f"office_hours.{key} must be HH:MM, not {value!r}")
-    try:
-        ZoneInfo(hours.timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(f"office_hours.timezone: unknown time zone {hours.timezone!r}") from exc
+    pydantic's location is a path of keys and list positions; every key but the last
+    names a table (`("portal", "labels", "nmae")` is key `nmae` of `[portal.labels]`).
+    """
+    loc = error["loc"]
+    names = [part for part in loc if isinstance(part, str)]
+    table, key = ".".join(names[:-1]), names[-1] if names else ""
+    positions = "".join(f"[{part}]" for part in loc[len(names):] if isinstance(part, int))
+    kind = error["type"]
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"[{table}] unknown key {key!r}" if table else f"unknown section [{key}]"
+    if kind == "unknown_key":  # a key of a table held as a dict ([portal.labels])
+        return f"[{'.'.join(names)}] {error['msg']}"
+    if kind == "missing":
+        return f"[{table}] missing required key {key!r}" if table else f"missing section [{key}]"
+    if kind in ("model_type", "dataclass_type", "dict_type"):
+        return f"[{'.'.join(names)}] must be a table, not {_shown(error['input'])}"
+    where = f"[{table}] {key}{positions}" if table else f"[{key}]{positions}"
+    message = f"{where}: {error['msg']}"
+    value = error.get("input")
+    if not isinstance(value, dict | list | tuple):
+        message += f", not {_shown(value)}"
+    return message
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
