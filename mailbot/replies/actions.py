@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -121,40 +121,29 @@ class Passed:
 Action = Alert | Reply | Draft | JoinConcern | Notice | Persistent | Digest | Passed
 
 
-@dataclass
-class Applied:
-    """What `apply` wrote, for callers that report it."""
-
-    drafts: list[object] = field(default_factory=list)
-    emails: list[object] = field(default_factory=list)
-
-
-def apply(session: Session, config: Config, actions: Iterable[Action]) -> Applied:
+def apply(session: Session, config: Config, actions: Iterable[Action]) -> None:
     """Carry out decided actions in order, in the caller's transaction."""
-    applied = Applied()
     for action in actions:
         match action:
             case Alert():
-                applied.emails += _urgent_alert(session, config, action)
+                _urgent_alert(session, config, action)
             case Reply():
-                applied.emails += _reply(session, config, action)
+                _reply(session, config, action)
             case Draft():
-                draft = create_draft(session, config, action.contact, state=action.consent)
-                applied.drafts.append(draft)
+                create_draft(session, config, action.contact, state=action.consent)
             case JoinConcern():
                 record_event(session, actor=MAILBOT, action="reply_added_to_concern",
                              contact_id=action.contact.related_contact_id,
                              detail={"reference": action.contact.reference})
             case Notice():
-                applied.emails += _notice(session, config, action)
+                _notice(session, config, action)
             case Persistent():
-                applied.emails += _persistent(session, config, action)
+                _persistent(session, config, action)
             case Digest():
-                applied.emails += _digest(session, config, action)
+                _digest(session, config, action)
             case Passed():
                 session.add(ContactAlert(contact=action.contact, kind=action.kind,
                                          created_at=action.at, sent=False))
-    return applied
 
 
 def _urgent_alert(session: Session, config: Config, alert: Alert) -> list[object]:
