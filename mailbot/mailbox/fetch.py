@@ -20,9 +20,16 @@ from datetime import datetime
 from imap_tools import AND, H, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxFolderCreateError
 from imap_tools.errors import MailboxLoginError as ImapToolsLoginError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from mailbot.config import MailboxSettings
-from mailbot.errors import MailboxError, MailboxLoginError
+from mailbot.errors import MailboxError, MailboxLoginError, describe
 from mailbot.logs import event
 
 log = logging.getLogger(__name__)
@@ -71,36 +78,34 @@ class Mailbox:
 
     @classmethod
     def connect(cls, settings: MailboxSettings, sleep=time.sleep) -> Mailbox:  # type: ignore[no-untyped-def]
-        """Log in, retrying connection failures with exponential backoff.
+        """Log in, retrying connection failures with exponential backoff (1 s, 2 s, 4 s...
+        at most 60 s; `[mailbox] connect_attempts` tries in all).
 
         A refused login is not retried: the password will not fix itself, and repeated
         failures can lock the account."""
         password = settings.password()
         attempts = max(1, settings.connect_attempts)
-        delay = 1.0
-        for attempt in range(1, attempts + 1):
-            try:
-                client = _open(settings)
-            except TRANSIENT_ERRORS as exc:
-                event(
-                    log,
-                    logging.WARNING,
-                    "mailbox_connect_failed",
-                    host=settings.host,
-                    port=settings.port,
-                    attempt=attempt,
-                    of=attempts,
-                    error=f"{exc.__class__.__name__}: {exc}",
-                )
-                if attempt == attempts:
-                    raise MailboxError(
-                        f"cannot reach the mailbox at {settings.host}:{settings.port} "
-                        f"({exc.__class__.__name__}: {exc}); check [mailbox] host, port and "
-                        f"security, and that the server is up"
-                    ) from exc
-                sleep(delay)
-                delay = min(delay * 2, 60.0)
-                continue
+
+        def log_failure(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            event(log, logging.WARNING, "mailbox_connect_failed", host=settings.host,
+                  port=settings.port, attempt=state.attempt_number, of=attempts,
+                  error=describe(exc))
+
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=1, min=1, max=60),
+            retry=retry_if_exception_type(TRANSIENT_ERRORS),
+            sleep=sleep,
+            before_sleep=log_failure,
+            reraise=True,
+        )
+        stage = {"login": False}
+
+        def attempt() -> MailBox:
+            stage["login"] = False
+            client = _open(settings)
+            stage["login"] = True
             try:
                 client.login(settings.username, password, initial_folder=None)
             except (ImapToolsLoginError, imaplib.IMAP4.error) as exc:
@@ -109,18 +114,26 @@ class Mailbox:
                     f"login refused for {settings.username} at {settings.host}:{settings.port}; "
                     f"check [mailbox] username and password_file/password_env"
                 ) from exc
-            except TRANSIENT_ERRORS as exc:
+            except BaseException:
                 _close_quietly(client)
-                if attempt == attempts:
-                    raise MailboxError(
-                        f"the mailbox at {settings.host}:{settings.port} dropped the connection "
-                        f"during login ({exc.__class__.__name__})"
-                    ) from exc
-                sleep(delay)
-                delay = min(delay * 2, 60.0)
-                continue
-            return cls(settings, client)
-        raise AssertionError("unreachable")
+                raise
+            return client
+
+        try:
+            return cls(settings, retrying(attempt))
+        except TRANSIENT_ERRORS as exc:
+            if not stage["login"]:
+                event(log, logging.WARNING, "mailbox_connect_failed", host=settings.host,
+                      port=settings.port, attempt=attempts, of=attempts, error=describe(exc))
+                raise MailboxError(
+                    f"cannot reach the mailbox at {settings.host}:{settings.port} "
+                    f"({describe(exc)}); check [mailbox] host, port and "
+                    f"security, and that the server is up"
+                ) from exc
+            raise MailboxError(
+                f"the mailbox at {settings.host}:{settings.port} dropped the connection "
+                f"during login ({exc.__class__.__name__})"
+            ) from exc
 
     def __enter__(self) -> Mailbox:
         return self
