@@ -28,6 +28,7 @@ from mailbot.config import Config
 from mailbot.db.models import Contact, ContactAlert, utcnow
 from mailbot.replies.actions import Action, Digest, Notice, Passed, Persistent, apply
 from mailbot.replies.consent import ConsentError, contact_key
+from mailbot.replies.outbox import Kind
 from mailbot.replies.policy import render_alert
 from mailbot.replies.render import format_london_time
 
@@ -142,7 +143,7 @@ def digest(config: Config, crossings: list[Crossing], now: datetime) -> Digest:
         override_dir=config.replies.override_dir,
     )
     return Digest(
-        kind="deadline_breach" if breach else "deadline_warning",
+        kind=Kind.DEADLINE_BREACH if breach else Kind.DEADLINE_WARNING,
         to=tuple(config.alerts.safety_team),
         subject=rendered.subject,
         text=rendered.text,
@@ -238,7 +239,7 @@ def decide_persistent(
             override_dir=config.replies.override_dir,
         )
         notice = Notice(
-            kind="persistent_contact",
+            kind=Kind.PERSISTENT_CONTACT,
             to=tuple(config.alerts.persistent or config.alerts.safety_team),
             subject=rendered.subject,
             text=rendered.text,

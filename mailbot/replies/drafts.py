@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -26,7 +27,7 @@ from mailbot.db.models import Contact, Draft, OutboxEmail, utcnow
 from mailbot.errors import RefusedError
 from mailbot.logs import event
 from mailbot.replies import consent
-from mailbot.replies.outbox import enqueue, family_address, new_message_id
+from mailbot.replies.outbox import Kind, enqueue, family_address, new_message_id
 from mailbot.replies.policy import render_acknowledgement, unfilled_markers
 from mailbot.replies.render import format_london_time
 from mailbot.triage import ENQUIRY_CATEGORIES
@@ -34,15 +35,13 @@ from mailbot.triage import ENQUIRY_CATEGORIES
 log = logging.getLogger(__name__)
 
 
-class Status:
+class Status(StrEnum):
     DRAFT = "draft"
     APPROVED = "approved"  # queued in the outbox
     SENT = "sent"
     SENT_BY_STAFF = "sent_by_staff"  # sent from a mail client; found in the Sent folder
     REJECTED = "rejected"
     SUPERSEDED = "superseded"
-
-    OPEN = (DRAFT,)
 
 
 SIGNPOSTING = "signposting"
@@ -184,7 +183,7 @@ def approve(
         record_event(session, actor=by, action="draft_edited", contact_id=contact.id,
                      draft_id=draft.id)
     email = enqueue(
-        session, config, kind="acknowledgement", to=draft.recipient, subject=draft.subject,
+        session, config, kind=Kind.ACKNOWLEDGEMENT, to=draft.recipient, subject=draft.subject,
         text=draft.body_text, html=draft.body_html, reference=contact.reference,
         in_reply_to=_angle(contact.message.message_id), auto_submitted="no",
     )

@@ -24,6 +24,7 @@ from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from enum import StrEnum
 from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
@@ -40,19 +41,27 @@ from mailbot.parsers.mime import POLICY, WIRE_POLICY
 log = logging.getLogger(__name__)
 
 
-class Status:
+class Status(StrEnum):
     QUEUED = "queued"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
     SUPPRESSED = "suppressed"  # never sent: a rule said no (rate limit, bad address)
 
-    LIVE = (QUEUED, SENDING, SENT)  # what counts as an automatic reply already made
+
+# What counts as an automatic reply already made.
+LIVE_STATUSES = (Status.QUEUED, Status.SENDING, Status.SENT)
 
 
-class Kind:
+class Kind(StrEnum):
     SIGNPOSTING = "signposting"
+    ACKNOWLEDGEMENT = "acknowledgement"
     URGENT_ALERT = "urgent_alert"
+    DEADLINE_WARNING = "deadline_warning"
+    DEADLINE_BREACH = "deadline_breach"
+    PERSISTENT_CONTACT = "persistent_contact"
+    OUTAGE_ALERT = "outage_alert"
+    TEMPLATE_ALERT = "template_alert"
     MONTHLY_REPORT = "monthly_report"
 
 
@@ -107,7 +116,7 @@ def recently_auto_replied(session: Session, recipient: str, window: timedelta) -
         select(func.count())
         .select_from(OutboxEmail)
         .where(OutboxEmail.automatic.is_(True))
-        .where(OutboxEmail.status.in_(Status.LIVE))
+        .where(OutboxEmail.status.in_(LIVE_STATUSES))
         .where(func.lower(OutboxEmail.recipient) == recipient.lower())
         .where(OutboxEmail.created_at >= utcnow() - window)
     ))

@@ -37,7 +37,7 @@ from mailbot.parsers.contact import Flag
 from mailbot.replies import ENQUIRY_CATEGORIES, consent
 from mailbot.replies.actions import Action, Alert, Draft, JoinConcern, Notice, Reply, apply
 from mailbot.replies.drafts import choose_template
-from mailbot.replies.outbox import Status, family_address
+from mailbot.replies.outbox import Kind, Status, family_address
 
 log = logging.getLogger(__name__)
 
@@ -187,5 +187,5 @@ def template_problems_notice(config: Config, problems: list[str]) -> Notice:
         + "\n".join(f"- {problem}" for problem in problems)
         + "\n\nRun `mailbot templates check` after editing to see what is wrong.\n"
     )
-    return Notice(kind="template_alert", to=tuple(config.alerts.safety_team),
+    return Notice(kind=Kind.TEMPLATE_ALERT, to=tuple(config.alerts.safety_team),
                   subject="mailbot: an edited reply template was refused", text=text)

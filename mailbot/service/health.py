@@ -29,7 +29,7 @@ from mailbot.logs import event
 from mailbot.mailbox.fetch import Mailbox
 from mailbot.mailbox.smtp import SmtpConnection
 from mailbot.parsers.mime import POLICY, WIRE_POLICY
-from mailbot.replies.outbox import enqueue, send_due
+from mailbot.replies.outbox import Kind, enqueue, send_due
 from mailbot.replies.policy import render_alert
 from mailbot.replies.render import RenderedEmail, TemplateError
 
@@ -212,7 +212,7 @@ class OutageMonitor:
         try:
             with self.sessions() as session:
                 for recipient in self.config.alerts.safety_team:
-                    enqueue(session, self.config, kind="outage_alert", to=recipient,
+                    enqueue(session, self.config, kind=Kind.OUTAGE_ALERT, to=recipient,
                             subject=subject, text=text, auto_submitted="auto-generated")
                 session.commit()
             mailbox_up = self.channels[MAILBOX].down_since is None
