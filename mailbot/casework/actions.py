@@ -9,6 +9,7 @@ automatically. Every change goes to the audit trail.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,18 +17,24 @@ from sqlalchemy.orm import Session
 from mailbot.casework.audit import record_event
 from mailbot.db.models import ConcernAction, Contact, utcnow
 from mailbot.errors import RefusedError
+from mailbot.parsers.contact import ContactStatus
 
-ACTION_KINDS = (
-    "welfare_check",
-    "referral",
-    "referral_follow_up",
-    "acct_opened",
-    "acct_reviewed",
-    "csip_referral",
-    "nomis_updated",
-    "call_back",
-    "outcome",
-)
+
+class ActionKind(StrEnum):
+    """What staff did about a concern."""
+
+    WELFARE_CHECK = "welfare_check"
+    REFERRAL = "referral"
+    REFERRAL_FOLLOW_UP = "referral_follow_up"
+    ACCT_OPENED = "acct_opened"
+    ACCT_REVIEWED = "acct_reviewed"
+    CSIP_REFERRAL = "csip_referral"
+    NOMIS_UPDATED = "nomis_updated"
+    CALL_BACK = "call_back"
+    OUTCOME = "outcome"
+
+
+ACTION_KINDS = tuple(ActionKind)
 DEPARTMENTS = (
     "healthcare",
     "mental_health",
@@ -37,7 +44,7 @@ DEPARTMENTS = (
     "omu",
     "substance_misuse",
 )
-CLOSED = "closed"
+CLOSED = ContactStatus.CLOSED
 
 
 class CaseworkError(RefusedError, ValueError):

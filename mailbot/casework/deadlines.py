@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -26,16 +27,24 @@ from sqlalchemy.orm import Session, selectinload
 from mailbot.casework.audit import record_event
 from mailbot.config import Config
 from mailbot.db.models import Contact, ContactAlert, utcnow
+from mailbot.parsers.contact import ContactStatus
 from mailbot.replies.actions import Action, Digest, Notice, Passed, Persistent, apply
 from mailbot.replies.consent import ConsentError, contact_key
 from mailbot.replies.outbox import Kind
 from mailbot.replies.policy import render_alert
 from mailbot.replies.render import format_london_time
 
-BREACH = "breach"
-PERSISTENT = "persistent"
+
+class AlertKind(StrEnum):
+    """What a contact was alerted for (ContactAlert.kind), each at most once."""
+
+    BREACH = "breach"
+    PERSISTENT = "persistent"
+
+
+BREACH, PERSISTENT = AlertKind.BREACH, AlertKind.PERSISTENT
 PERSISTENT_FLAG = "persistent_contact"
-CLOSED = "closed"
+CLOSED = ContactStatus.CLOSED
 
 
 def warn_kind(hours: int) -> str:
@@ -282,7 +291,7 @@ def record_phone_response(
     if contact.responded_at is None:
         contact.responded_at, contact.responded_by = now, by
     if contact.status != CLOSED:
-        contact.status = "responded"
+        contact.status = ContactStatus.RESPONDED
     for draft in contact.drafts:
         if draft.status == "draft":
             draft.status, draft.decided_by, draft.decided_at = "superseded", by, now

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from mailbot.casework.pseudonym import person_hash
 from mailbot.db.models import Contact, Disposition, ReferenceCounter, StoredMessage
 from mailbot.ingest.examine import Examined
+from mailbot.parsers.contact import ContactStatus
 
 REFERENCE_PREFIX = "SC"
 
@@ -123,7 +124,7 @@ def contact_row(
         reference=allocate_reference(session, received_at.year),
         message=message,
         received_at=received_at,
-        status="new",
+        status=ContactStatus.NEW,
         related_contact_id=related_id,
         **contact_fields(session, examined),
     )

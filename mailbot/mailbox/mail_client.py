@@ -25,6 +25,7 @@ from mailbot.config import Config
 from mailbot.db.models import Contact, Draft, MailboxState, OutboxEmail, StoredMessage, utcnow
 from mailbot.logs import event
 from mailbot.mailbox.fetch import Mailbox
+from mailbot.parsers.contact import ContactStatus
 from mailbot.parsers.mime import (
     POLICY,
     WIRE_POLICY,
@@ -163,7 +164,7 @@ def _record_response(session: Session, contact: Contact, msg: EmailMessage, sent
     sender = header_text(msg, "From")
     if contact.responded_at is None or sent_at < contact.responded_at:
         contact.responded_at, contact.responded_by = sent_at, sender
-    contact.status = "responded"
+    contact.status = ContactStatus.RESPONDED
     open_drafts = [d for d in contact.drafts if d.status == DraftStatus.DRAFT]
     for draft in open_drafts:
         draft.status = DraftStatus.SENT_BY_STAFF

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 
-class Disposition:
+class Disposition(StrEnum):
     """Where a message ended up; every message ends in exactly one of these."""
 
     LOGGED = "logged"  # became (or joined) a communications log entry
@@ -19,7 +19,14 @@ class Disposition:
     DUPLICATE = "duplicate"  # same Message-ID as a message already recorded
     QUARANTINED = "quarantined"  # could not be read: kept for staff to look at
 
-    ALL = (LOGGED, IGNORED, DUPLICATE, QUARANTINED)
+
+class ContactStatus(StrEnum):
+    """Where a log entry stands: new, responded to (a response reached the family or was
+    made by phone), or closed by a person."""
+
+    NEW = "new"
+    RESPONDED = "responded"
+    CLOSED = "closed"
 
 
 class Source(StrEnum):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -22,8 +23,18 @@ from mailbot.db.models import ConsentRecord, Contact, utcnow
 from mailbot.errors import RefusedError
 from mailbot.parsers.portal_form import normalise_prisoner_number
 
-SCOPES = ("none", "wellbeing", "full")
-RESTRICTED = "restricted"
+
+class Scope(StrEnum):
+    """What the prisoner agreed may be shared with a contact; restricted: nothing, ever."""
+
+    NONE = "none"
+    WELLBEING = "wellbeing"
+    FULL = "full"
+    RESTRICTED = "restricted"
+
+
+SCOPES = (Scope.NONE, Scope.WELLBEING, Scope.FULL)
+RESTRICTED = Scope.RESTRICTED
 # When several records are in force, the most protective one wins.
 _PROTECTION = {RESTRICTED: 0, "none": 1, "wellbeing": 2, "full": 3}
 

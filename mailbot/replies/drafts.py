@@ -26,6 +26,7 @@ from mailbot.config import Config
 from mailbot.db.models import Contact, Draft, OutboxEmail, utcnow
 from mailbot.errors import RefusedError
 from mailbot.logs import event
+from mailbot.parsers.contact import ContactStatus
 from mailbot.replies import consent
 from mailbot.replies.outbox import Kind, enqueue, family_address, new_message_id
 from mailbot.replies.policy import render_acknowledgement, unfilled_markers
@@ -194,7 +195,7 @@ def approve(
     draft.outbox_id = email.id
     if contact.responded_at is None:
         contact.responded_at, contact.responded_by = now, by
-    contact.status = "responded"
+    contact.status = ContactStatus.RESPONDED
     record_event(session, actor=by, action="draft_approved", contact_id=contact.id,
                  draft_id=draft.id, detail={"outbox": email.id, "template": draft.template})
     return Approval(draft, email)
