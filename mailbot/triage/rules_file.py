@@ -38,8 +38,6 @@ from mailbot.triage.rules import (
 )
 from mailbot.triage.rules_schema import AccountingTable, SignalEntry, validate
 
-DEFAULT_GAP_WORDS = 3
-
 
 def label_key(label: str) -> str:
     """A form option's label as compared: case-folded words only."""
