@@ -411,12 +411,12 @@ def from_dict(raw: dict[str, Any], source: Path | None = None) -> Config:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError("; ".join(_describe(error) for error in exc.errors())) from None
+        raise ConfigError("; ".join(map(describe_validation_error, exc.errors()))) from None
     config._source = source
     return config
 
 
-def _describe(error: ErrorDetails) -> str:
+def describe_validation_error(error: ErrorDetails) -> str:
     """One problem as the file's reader sees it: `[section] key: what is wrong, not VALUE`.
 
     pydantic's location is a path of keys and list positions; every key but the last

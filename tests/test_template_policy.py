@@ -303,6 +303,29 @@ def test_policy_must_agree_with_the_consent_mailbot_sends_a_template_under(
         render_acknowledgement("ack_no_consent", full_context())
 
 
+@pytest.mark.parametrize(
+    ("replacement", "problem"),
+    [
+        ('consent = "none"\nvariables = ["reference"]\ncolour = "red"',
+         "[templates.ack_no_consent] unknown key 'colour'"),
+        ('consent = "nome"\nvariables = ["reference"]',
+         "[templates.ack_no_consent] consent: Input should be 'restricted', 'none', "
+         "'wellbeing' or 'full', not 'nome'"),
+        ('consent = "none"\nvariables = "reference"',
+         "[templates.ack_no_consent] variables: Input should be a valid list, not 'reference'"),
+    ],
+)
+def test_a_policy_entry_of_the_wrong_shape_names_its_key_and_is_not_used(
+    replacement: str, problem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edit_policy(tmp_path, monkeypatch, replacement)
+    assert f"{tmp_path}/policy.toml: {problem}" in [str(p) for p in check_templates()]
+    with pytest.raises(TemplateError, match="ack_no_consent"):
+        render_acknowledgement("ack_no_consent", full_context())
+    # The other entries are still good.
+    assert render_acknowledgement("ack_restricted", full_context()).subject
+
+
 # --- rendering: only what the consent allows ------------------------------------------------
 
 

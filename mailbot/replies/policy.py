@@ -42,13 +42,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
-from mailbot.config import PrisonSettings
+from mailbot.config import PrisonSettings, describe_validation_error
 from mailbot.logs import event
 from mailbot.replies.render import (
     SHIPPED_TEMPLATES,
@@ -68,7 +69,8 @@ POLICY_FILE = SHIPPED_TEMPLATES / POLICY_NAME
 CONSENTED_DIR = "consented"  # templates/replies/consented/: the only files that may name a prisoner
 
 # Least protective last. A template's consent is the least under which mailbot sends it.
-CONSENT_LEVELS: tuple[str, ...] = ("restricted", "none", "wellbeing", "full")
+ConsentLevel = Literal["restricted", "none", "wellbeing", "full"]
+CONSENT_LEVELS: tuple[str, ...] = get_args(ConsentLevel)
 IDENTIFYING_ALLOWED: frozenset[str] = frozenset({"wellbeing", "full"})
 
 # The floor under policy.toml's [identifying] list: an edit of the list can add to it,
@@ -874,26 +876,49 @@ def _broken_policy(message: str) -> Policy:
     return Policy(IDENTIFYING_VARIABLES, {}, (Problem(_display(POLICY_FILE), message),), {})
 
 
+class _Identifying(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    variables: list[StrictStr] = []
+
+
+class _ReplyContract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    consent: ConsentLevel
+    variables: list[StrictStr] = []
+
+
+class _AlertContract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    variables: list[StrictStr] = []
+
+
+class _PolicyFile(BaseModel):
+    """policy.toml's shape. Each entry is validated on its own (`_CONTRACTS`), so one bad
+    entry makes only that template unusable."""
+
+    model_config = ConfigDict(extra="forbid")
+    identifying: _Identifying = _Identifying()
+    templates: dict[str, Any] = {}
+    alerts: dict[str, Any] = {}
+
+
+_CONTRACTS: dict[str, type[BaseModel]] = {"templates": _ReplyContract, "alerts": _AlertContract}
+
+
 def _parse_policy(raw: dict[str, Any]) -> Policy:
     here = _display(POLICY_FILE)
-    problems: list[Problem] = []
-    for table in sorted(set(raw) - {"identifying", *_KINDS}):
-        problems.append(Problem(here, f"unknown table [{table}]"))
-
-    identifying = set(IDENTIFYING_VARIABLES)
-    listed = _string_list(raw.get("identifying", {}), "identifying", problems)
-    identifying.update(listed)
-
+    try:
+        shape = _PolicyFile.model_validate(raw)
+    except ValidationError as exc:
+        return _broken_policy("; ".join(describe_validation_error(e) for e in exc.errors()))
+    identifying = frozenset(IDENTIFYING_VARIABLES | set(shape.identifying.variables))
     entries: dict[tuple[str, str], Entry] = {}
     entry_problems: dict[tuple[str, str], tuple[Problem, ...]] = {}
     for kind in _KINDS:
-        tables = raw.get(kind, {})
-        if not isinstance(tables, dict):
-            problems.append(Problem(here, f"[{kind}] must hold one table per template"))
-            continue
+        tables: dict[str, Any] = getattr(shape, kind)
         for name, table in tables.items():
             found: list[Problem] = []
-            entry = _parse_entry(kind, name, table, frozenset(identifying), found)
+            entry = _parse_entry(kind, name, table, identifying, found)
             if entry is not None:
                 entries[(kind, name)] = entry
             if found:
@@ -903,7 +928,7 @@ def _parse_policy(raw: dict[str, Any]) -> Policy:
                 entry_problems[(kind, name)] = (
                     Problem(here, f"has no [{kind}.{name}], which mailbot sends"),
                 )
-    return Policy(frozenset(identifying), entries, tuple(problems), entry_problems)
+    return Policy(identifying, entries, (), entry_problems)
 
 
 def _parse_entry(
@@ -911,23 +936,18 @@ def _parse_entry(
 ) -> Entry | None:
     here = _display(POLICY_FILE)
     label = f"[{kind}.{name}]"
-    if not isinstance(table, dict):
-        problems.append(Problem(here, f"{label} must be a table"))
+    try:
+        contract = _CONTRACTS[kind].model_validate(table)
+    except ValidationError as exc:
+        for error in exc.errors():
+            error["loc"] = (kind, name, *error["loc"])
+            problems.append(Problem(here, describe_validation_error(error)))
         return None
-    allowed_keys = {"consent", "variables"} if kind == "templates" else {"variables"}
-    for key in sorted(set(table) - allowed_keys):
-        problems.append(Problem(here, f"{label} unknown key {key!r}"))
-    variables = frozenset(_string_list(table, label, problems))
-    if kind == "alerts":
+    variables = frozenset(contract.variables)  # type: ignore[attr-defined]
+    if not isinstance(contract, _ReplyContract):
         return Entry(kind, name, None, variables)
 
-    consent = table.get("consent")
-    if consent not in CONSENT_LEVELS:
-        problems.append(
-            Problem(here, f"{label} consent must be one of {', '.join(CONSENT_LEVELS)}, "
-                          f"not {consent!r}")
-        )
-        consent = "restricted"  # the most protective, so a typo never grants more
+    consent: str = contract.consent
     pinned = ACKNOWLEDGEMENTS.get(name)
     if pinned is not None and consent != pinned:
         problems.append(
@@ -948,16 +968,6 @@ def _parse_entry(
                 )
             )
     return Entry(kind, name, consent, variables)
-
-
-def _string_list(table: Any, label: str, problems: list[Problem]) -> list[str]:
-    value = table.get("variables", []) if isinstance(table, dict) else None
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.append(
-            Problem(_display(POLICY_FILE), f"[{label.strip('[]')}] variables must be a list")
-        )
-        return []
-    return value
 
 
 def _display(path: Path) -> str:
