@@ -217,11 +217,15 @@ def redraft(session: Session, config: Config, draft_id: int, *, by: str) -> Draf
     """Replace an open draft with one written for the consent in force now."""
     old = _open_draft(session, draft_id)
     _require_name(by)
+    if old.contact.related_contact_id is not None:
+        raise DraftError(f"draft {draft_id} belongs to a reply joined to another concern; "
+                         "redraft that concern's draft instead")
     old.status, old.decided_by, old.decided_at = Status.SUPERSEDED, by, utcnow()
     record_event(session, actor=by, action="draft_superseded", contact_id=old.contact_id,
                  draft_id=old.id)
     new = create_draft(session, config, old.contact, actor=by)
-    assert new is not None
+    if new is None:  # create_draft declines only for joined replies, refused above
+        raise DraftError(f"no new draft could be written for draft {draft_id}")
     return new
 
 

@@ -30,6 +30,7 @@ from functools import lru_cache
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import RetryCallState, wait_exponential
 
 from mailbot.config import Config
 from mailbot.db.models import OutboxEmail, utcnow
@@ -429,7 +430,12 @@ def _send_one(
 
 
 def _backoff(attempts: int, base_seconds: int) -> timedelta:
-    return timedelta(seconds=min(base_seconds * 2 ** (attempts - 1), 3600))
+    """How long until an email's next attempt: tenacity's exponential wait, capped at an
+    hour. The wait is stored as the row's next_attempt_at rather than slept in a retry
+    loop, so a retry outlives a restart and never holds up the rest of the poll."""
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempts
+    return timedelta(seconds=wait_exponential(multiplier=base_seconds, max=3600)(state))
 
 
 def claim(sessions: sessionmaker[Session], email_id: int) -> tuple[bytes, str] | None:
