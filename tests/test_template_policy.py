@@ -309,8 +309,8 @@ def test_policy_must_agree_with_the_consent_mailbot_sends_a_template_under(
         ('consent = "none"\nvariables = ["reference"]\ncolour = "red"',
          "[templates.ack_no_consent] unknown key 'colour'"),
         ('consent = "nome"\nvariables = ["reference"]',
-         "[templates.ack_no_consent] consent: Input should be 'restricted', 'none', "
-         "'wellbeing' or 'full', not 'nome'"),
+         "[templates.ack_no_consent] consent: Input should be 'none', 'wellbeing', 'full' "
+         "or 'restricted', not 'nome'"),
         ('consent = "none"\nvariables = "reference"',
          "[templates.ack_no_consent] variables: Input should be a valid list, not 'reference'"),
     ],

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import jinja2
 from jinja2 import meta, nodes
@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from mailbot.config import PrisonSettings, describe_validation_error
 from mailbot.logs import event
+from mailbot.replies.consent import Scope
 from mailbot.replies.render import (
     SHIPPED_TEMPLATES,
     RenderedEmail,
@@ -69,9 +70,8 @@ POLICY_FILE = SHIPPED_TEMPLATES / POLICY_NAME
 CONSENTED_DIR = "consented"  # templates/replies/consented/: the only files that may name a prisoner
 
 # Least protective last. A template's consent is the least under which mailbot sends it.
-ConsentLevel = Literal["restricted", "none", "wellbeing", "full"]
-CONSENT_LEVELS: tuple[str, ...] = get_args(ConsentLevel)
-IDENTIFYING_ALLOWED: frozenset[str] = frozenset({"wellbeing", "full"})
+CONSENT_LEVELS: tuple[Scope, ...] = (Scope.RESTRICTED, Scope.NONE, Scope.WELLBEING, Scope.FULL)
+IDENTIFYING_ALLOWED: frozenset[Scope] = frozenset({Scope.WELLBEING, Scope.FULL})
 
 # The floor under policy.toml's [identifying] list: an edit of the list can add to it,
 # never take these away.
@@ -82,11 +82,11 @@ IDENTIFYING_VARIABLES: frozenset[str] = frozenset(
 # Which consent mailbot sends each acknowledgement under (mailbot/replies/drafts.py chooses).
 # policy.toml must agree; if it does not, the stricter level is applied and the
 # template is rejected until the two agree.
-ACKNOWLEDGEMENTS: dict[str, str] = {
-    "ack_no_consent": "none",
-    "ack_restricted": "restricted",
-    "ack_unverified": "none",
-    "ack_consent": "wellbeing",
+ACKNOWLEDGEMENTS: dict[str, Scope] = {
+    "ack_no_consent": Scope.NONE,
+    "ack_restricted": Scope.RESTRICTED,
+    "ack_unverified": Scope.NONE,
+    "ack_consent": Scope.WELLBEING,
 }
 # Every template mailbot's code renders: the policy must have an entry for each.
 REQUIRED_ENTRIES: dict[str, tuple[str, ...]] = {
@@ -125,7 +125,7 @@ class Entry:
 
     kind: str  # "templates" (replies to the public) or "alerts" (staff only)
     name: str
-    consent: str | None  # None for alerts
+    consent: Scope | None  # None for alerts
     variables: frozenset[str]
 
     @property
@@ -883,7 +883,7 @@ class _Identifying(BaseModel):
 
 class _ReplyContract(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    consent: ConsentLevel
+    consent: Scope
     variables: list[StrictStr] = []
 
 
@@ -947,7 +947,7 @@ def _parse_entry(
     if not isinstance(contract, _ReplyContract):
         return Entry(kind, name, None, variables)
 
-    consent: str = contract.consent
+    consent = contract.consent
     pinned = ACKNOWLEDGEMENTS.get(name)
     if pinned is not None and consent != pinned:
         problems.append(

@@ -32,12 +32,13 @@ from sqlalchemy.orm import Session, selectinload
 from mailbot.casework.deadlines import PERSISTENT_FLAG, person_key
 from mailbot.config import Config
 from mailbot.db.models import ConcernAction, Contact, utcnow
+from mailbot.replies.consent import Scope
 from mailbot.reports.office_hours import in_office_hours
 
 SELF_HARM = "suicide_self_harm"
 VIOLENCE = "bullying_violence_threats"
 REFERRAL, FOLLOW_UP = "referral", "referral_follow_up"
-NO_CONSENT_SCOPES = ("none", "restricted")
+NO_CONSENT_SCOPES = (Scope.NONE, Scope.RESTRICTED)
 ACTIONED_WITHIN = timedelta(hours=1)
 UNKNOWN = "unknown"  # a wing or department nobody recorded
 UNCATEGORISED = "uncategorised"
