@@ -155,13 +155,9 @@ def test_trend_chart_labels_each_month_with_its_total() -> None:
     assert {"Oct 2026", "Nov 2026", "39", "58"} <= set(texts)
 
 
-# --- Looking at it as a person would: needs Chromium, which CI does not have. ---
+# --- Looking at it as a person would: headless Chromium, which scripts/test installs. ---
 
-@pytest.mark.skipif(
-    shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
-    reason="Chromium is not installed (apt-get install -y chromium); "
-           "the report screenshot is an optional look, not a required check",
-)
+
 def test_render_report_screenshot_makes_a_png(tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     result = subprocess.run(
