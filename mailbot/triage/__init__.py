@@ -213,8 +213,12 @@ def triage(
                        "automatically")
 
     combo_categories = [rule.category for rule, _ in combos]
+    # The text says which department an enquiry is for; the topic chosen on the form is
+    # a hint ("Something else" for a question about the chaplain), so it comes after.
+    topic_first = topic_category not in ENQUIRY_CATEGORIES or not enquiry_categories
     categories = _unique([*safety_categories, *foreign_categories, *combo_categories,
-                          topic_category, *enquiry_categories])
+                          topic_category if topic_first else "", *enquiry_categories,
+                          topic_category])
     urgency = max(levels, key=RANK.__getitem__) if levels else NOT_SAFER_CUSTODY
     routine = (
         not levels
