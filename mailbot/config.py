@@ -12,6 +12,8 @@ phone blanked); `Config`, the whole file, is a pydantic model.
 
 Secrets never live in the file itself: a password is read from `password_file` (for
 example a systemd credential) or from the environment variable named by `password_env`.
+A server signed in to with OAuth2 (`auth = "oauth2"`, the keys in `[mailbox.oauth2]` or
+`[smtp.oauth2]`) names its client secret, key or service account file the same way.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic.dataclasses import dataclass
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -141,6 +144,8 @@ AtLeastOne = Annotated[int, Strict(), Field(ge=1)]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
 Minutes = Annotated[float, Strict(), Field(ge=0)]  # a whole number will do
 Security = Literal["ssl", "starttls", "none"]
+SignInMethod = Literal["password", "oauth2"]
+Provider = Literal["microsoft", "google", "generic"]
 SECURITY_MODES: tuple[str, ...] = get_args(Security)
 Texts = Annotated[tuple[StrictStr, ...], BeforeValidator(_as_tuple)]
 Address = Annotated[StrictStr, AfterValidator(_one_address)]
@@ -152,6 +157,118 @@ Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 Labels = Annotated[dict[StrictStr, StrictStr], AfterValidator(_with_default_labels)]
 
 _SECTION = ConfigDict(extra="forbid")
+
+
+# What each OAuth2 provider needs, takes besides `provider` and `scope`, and may not have.
+_PROVIDER_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # provider: (required, optional)
+    "microsoft": (("tenant_id", "client_id"),
+                  ("client_secret_file", "client_secret_env", "certificate_file",
+                   "private_key_file", "authority_host")),
+    "google": (("service_account_file",), ()),
+    "generic": (("token_url", "client_id"), ("client_secret_file", "client_secret_env")),
+}
+_OAUTH2_KEYS = ("client_id", "client_secret_file", "client_secret_env", "tenant_id",
+                "certificate_file", "private_key_file", "authority_host",
+                "service_account_file", "token_url")
+
+
+def _keys_problem(message: str, **context: Any) -> PydanticCustomError:
+    """A problem between keys of one table (not one key's value): said as is."""
+    return PydanticCustomError("section_keys", message, context)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, config=_SECTION)
+class OAuth2Settings:
+    """How mailbot gets an access token for a server (`[mailbox.oauth2]`, `[smtp.oauth2]`).
+
+    `microsoft`: an Entra ID app signing in as itself (client credentials), with a client
+    secret or a certificate and its key; `google`: a service account with domain-wide
+    delegation, acting as the mailbox; `generic`: any RFC 6749 token endpoint with client
+    credentials. The signing in itself is mailbot/mailbox/signin.py.
+    """
+
+    provider: Provider
+    client_id: StrictStr | None = None
+    client_secret_file: StrictStr | None = None
+    client_secret_env: StrictStr | None = None
+    scope: StrictStr | None = None  # default: the provider's mail scope
+    tenant_id: StrictStr | None = None  # microsoft
+    certificate_file: StrictStr | None = None  # microsoft, with private_key_file
+    private_key_file: StrictStr | None = None
+    authority_host: StrictStr | None = None  # microsoft; default login.microsoftonline.com
+    service_account_file: StrictStr | None = None  # google
+    token_url: StrictStr | None = None  # generic
+
+    @model_validator(mode="after")
+    def _keys_of_the_provider(self) -> OAuth2Settings:
+        required, optional = _PROVIDER_KEYS[self.provider]
+        for key in required:
+            if not getattr(self, key):
+                raise _keys_problem("provider '{provider}' needs {key}",
+                                    provider=self.provider, key=key)
+        for key in _OAUTH2_KEYS:
+            if getattr(self, key) is not None and key not in required + optional:
+                raise _keys_problem("provider '{provider}' does not take {key}",
+                                    provider=self.provider, key=key)
+        secrets = [key for key in ("client_secret_file", "client_secret_env")
+                   if getattr(self, key)]
+        certificate = bool(self.certificate_file or self.private_key_file)
+        if certificate and not (self.certificate_file and self.private_key_file):
+            raise _keys_problem("certificate_file and private_key_file go together")
+        if self.provider == "microsoft" and len(secrets) + certificate != 1:
+            raise _keys_problem(
+                "provider 'microsoft' needs one of client_secret_file, client_secret_env "
+                "or certificate_file with private_key_file"
+            )
+        if self.provider == "generic":
+            if len(secrets) != 1:
+                raise _keys_problem("provider 'generic' needs one of client_secret_file "
+                                    "or client_secret_env")
+            _secure_url("token_url", self.token_url or "")
+        if self.authority_host is not None:
+            _secure_url("authority_host", self.authority_host)
+        return self
+
+    def client_secret(self, section: str) -> str:
+        return _read_secret(section, self.client_secret_file, self.client_secret_env,
+                            key="client_secret")
+
+
+def _secure_url(key: str, url: str) -> None:
+    """`https://`, except to this machine itself (a test server, a local relay)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        return
+    raise _keys_problem(
+        "{key} must be an https:// URL (http:// only to a loopback address), not '{url}'",
+        key=key, url=url,
+    )
+
+
+def _sign_in_keys(section: str, auth: str, oauth2: OAuth2Settings | None,
+                  password_keys: tuple[str | None, ...]) -> None:
+    if auth == "oauth2" and any(password_keys):
+        raise _keys_problem("auth = 'oauth2' takes no password_file or password_env; "
+                            "the client secret goes in [{section}.oauth2]", section=section)
+    if auth == "password" and oauth2 is not None:
+        raise _keys_problem("a [{section}.oauth2] table is given but auth is 'password': "
+                            "set auth = 'oauth2' to use it", section=section)
 
 
 # --- The sections ---------------------------------------------------------------------------
@@ -175,6 +292,9 @@ class MailboxSettings:
     security: Security = "ssl"
     password_file: StrictStr | None = None
     password_env: StrictStr | None = None
+    # "oauth2": sign in with an access token from [mailbox.oauth2] (SASL XOAUTH2).
+    auth: SignInMethod = "password"
+    oauth2: OAuth2Settings | None = None
     inbox: StrictStr = "INBOX"
     processed_folder: StrictStr = "Processed"
     quarantine_folder: StrictStr = "Quarantine"
@@ -190,6 +310,14 @@ class MailboxSettings:
     timeout_seconds: Count = 30
     connect_attempts: Count = 4
 
+    @model_validator(mode="after")
+    def _one_way_to_sign_in(self) -> MailboxSettings:
+        if self.auth == "oauth2" and self.oauth2 is None:
+            raise _keys_problem("auth = 'oauth2' needs a [mailbox.oauth2] table")
+        _sign_in_keys("mailbox", self.auth, self.oauth2,
+                      (self.password_file, self.password_env))
+        return self
+
     def password(self) -> str:
         return _read_secret("mailbox", self.password_file, self.password_env)
 
@@ -200,10 +328,26 @@ class SmtpSettings:
     from_address: Annotated[StrictStr, AfterValidator(_has_at_sign)]
     port: Port = 587
     security: Security = "starttls"
-    username: StrictStr | None = None
+    username: StrictStr | None = None  # with auth = "oauth2", default: from_address
     password_file: StrictStr | None = None
     password_env: StrictStr | None = None
     timeout_seconds: Count = 30
+    # "oauth2": sign in with an access token (SASL XOAUTH2) from [smtp.oauth2], or from
+    # [mailbox.oauth2] when this section has none (one app usually does both).
+    auth: SignInMethod = "password"
+    oauth2: OAuth2Settings | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_sign_in(self) -> SmtpSettings:
+        _sign_in_keys("smtp", self.auth, self.oauth2, (self.password_file, self.password_env))
+        return self
+
+    @property
+    def login(self) -> str:
+        """Who mailbot signs in to the mail server as ("" for no sign-in)."""
+        if self.auth == "oauth2":
+            return self.username or self.from_address
+        return self.username or ""
 
     def password(self) -> str | None:
         if not self.username:
@@ -340,6 +484,20 @@ class Config(BaseModel):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     _source: Path | None = PrivateAttr(default=None)
 
+    @model_validator(mode="after")
+    def _smtp_has_a_token_source(self) -> Config:
+        if self.smtp.auth == "oauth2" and self.smtp.oauth2 is None and self.mailbox.oauth2 is None:
+            raise _keys_problem("[smtp] auth = 'oauth2' needs [smtp.oauth2], or "
+                                "[mailbox.oauth2] to share")
+        return self
+
+    @property
+    def smtp_oauth2(self) -> OAuth2Settings | None:
+        """The token source for the mail server: its own, else the mailbox's."""
+        if self.smtp.auth != "oauth2":
+            return None
+        return self.smtp.oauth2 or self.mailbox.oauth2
+
     @field_validator("database", mode="before")
     @classmethod
     def _database_in_state_directory(cls, value: Any, info: ValidationInfo) -> Any:
@@ -367,23 +525,26 @@ class Config(BaseModel):
         return frozenset(addresses)
 
 
-def _read_secret(section: str, password_file: str | None, password_env: str | None) -> str:
+def _read_secret(section: str, password_file: str | None, password_env: str | None,
+                 key: str = "password") -> str:
+    """The secret from `KEY_file` (a path; `${CREDENTIALS_DIRECTORY}` is expanded) or the
+    environment variable `KEY_env` names; a `ConfigError` naming the key otherwise."""
     if password_file:
         path = Path(os.path.expandvars(password_file))
         try:
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigError(
-                f"[{section}] password_file: cannot read {path}: {exc.strerror}"
+                f"[{section}] {key}_file: cannot read {path}: {exc.strerror}"
             ) from exc
     if password_env:
         value = os.environ.get(password_env)
         if value is None:
             raise ConfigError(
-                f"[{section}] password_env: environment variable {password_env} is not set"
+                f"[{section}] {key}_env: environment variable {password_env} is not set"
             )
         return value
-    raise ConfigError(f"[{section}] needs password_file or password_env")
+    raise ConfigError(f"[{section}] needs {key}_file or {key}_env")
 
 
 # --- Reading the file -----------------------------------------------------------------------
@@ -431,6 +592,8 @@ def describe_validation_error(error: ErrorDetails) -> str:
         return f"[{table}] unknown key {key!r}" if table else f"unknown section [{key}]"
     if kind == "unknown_key":  # a key of a table held as a dict ([portal.labels])
         return f"[{'.'.join(names)}] {error['msg']}"
+    if kind == "section_keys":  # keys of one table that do not go together
+        return f"[{'.'.join(names)}] {error['msg']}" if names else error["msg"]
     if kind == "missing":
         return f"[{table}] missing required key {key!r}" if table else f"missing section [{key}]"
     if kind in ("model_type", "dataclass_type", "dict_type"):

@@ -14,13 +14,20 @@ class ConfigError(MailbotError):
 
 
 class MailboxError(MailbotError):
-    """The IMAP mailbox could not be reached or used."""
+    """The IMAP mailbox could not be reached or used (or, for `SignInError`, the mail
+    server could not be signed in to)."""
 
     exit_code = 3
 
 
 class MailboxLoginError(MailboxError):
     """The IMAP server refused our credentials: retrying will not help."""
+
+
+class SignInError(MailboxLoginError):
+    """OAuth2 sign-in failed, to the mailbox or the mail server: the token endpoint
+    refused us (or could not be reached), or the server refused the token. The message
+    says, in one line, what to fix; it never holds a secret or a token."""
 
 
 class DatabaseError(MailbotError):

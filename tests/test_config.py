@@ -55,7 +55,8 @@ def test_the_defaults_are_unchanged(tmp_path, monkeypatch):
     assert config.source is None
     assert dataclasses.asdict(config.mailbox) == {
         "host": "imap.example", "username": "u@prison.example", "port": 993, "security": "ssl",
-        "password_file": None, "password_env": "PW", "inbox": "INBOX",
+        "password_file": None, "password_env": "PW", "auth": "password", "oauth2": None,
+        "inbox": "INBOX",
         "processed_folder": "Processed", "quarantine_folder": "Quarantine", "sent_folder": "Sent",
         "idle": True, "poll_interval_seconds": 60, "batch_size": 200,
         "max_message_bytes": 50 * 1024 * 1024, "timeout_seconds": 30, "connect_attempts": 4,
@@ -63,7 +64,7 @@ def test_the_defaults_are_unchanged(tmp_path, monkeypatch):
     assert dataclasses.asdict(config.smtp) == {
         "host": "smtp.example", "from_address": "safercustody@prison.example", "port": 587,
         "security": "starttls", "username": None, "password_file": None, "password_env": None,
-        "timeout_seconds": 30,
+        "timeout_seconds": 30, "auth": "password", "oauth2": None,
     }
     assert config.prison == config_module.PrisonSettings(name="HMP Exampletown")
     assert config.portal == config_module.PortalSettings()
@@ -127,10 +128,41 @@ def test_the_example_config_documents_every_key():
     text = (REPO / "config" / "mailbot.example.toml").read_text()
     uncommented = re.sub(r"(?m)^# (\[[\w.]+\]|\w+ = .*)$", r"\1", text)
     documented = tomllib.loads(uncommented)
+    signing_in = _oauth2_examples(text)
     for section, info in config_module.Config.model_fields.items():
         keys = {f.name for f in dataclasses.fields(info.annotation)}  # type: ignore[arg-type]
-        assert set(documented.get(section, {})) == keys, section
+        shown = set(documented.get(section, {}))
+        if section in ("mailbox", "smtp"):  # the oauth2 tables are in the OAuth2 examples
+            shown |= {key for example in signing_in for key in example.get(section, {})}
+        assert shown == keys, section
     config_module.from_dict(documented)
+    oauth2_keys = {f.name for f in dataclasses.fields(config_module.OAuth2Settings)}
+    assert {key for example in signing_in for section in ("mailbox", "smtp")
+            for key in example.get(section, {}).get("oauth2", {})} == oauth2_keys
+
+
+def _oauth2_examples(text: str) -> list[dict]:
+    """The example's OAuth2 blocks (lines starting "#: "), each as TOML."""
+    blocks = re.findall(r"(?m)(?:^#: .*\n)+", text)
+    return [tomllib.loads(re.sub(r"(?m)^#: ", "", block)) for block in blocks]
+
+
+def test_each_oauth2_example_in_the_example_config_is_valid(monkeypatch):
+    """Each "#: " block put in place of the keys it names (and the password keys) gives
+    a configuration mailbot accepts: the example shows every way to sign in."""
+    text = (REPO / "config" / "mailbot.example.toml").read_text()
+    examples = _oauth2_examples(text)
+    assert [e["mailbox"]["oauth2"]["provider"] for e in examples] == [
+        "microsoft", "microsoft", "google", "generic"]
+    for example in examples:
+        raw = tomllib.loads(text)
+        for section, keys in example.items():
+            if section in ("mailbox", "smtp"):
+                for key in ("password_file", "password_env"):
+                    raw[section].pop(key, None)
+            raw[section] = {**raw.get(section, {}), **keys}
+        config = config_module.from_dict(raw)
+        assert config.mailbox.auth == "oauth2" and config.smtp_oauth2 is not None
 
 
 # The messages changed with the move to pydantic models (issue 12): one form for every

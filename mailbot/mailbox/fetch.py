@@ -19,7 +19,6 @@ from datetime import datetime
 
 from imap_tools import AND, H, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxFolderCreateError
-from imap_tools.errors import MailboxLoginError as ImapToolsLoginError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -29,8 +28,9 @@ from tenacity import (
 )
 
 from mailbot.config import MailboxSettings
-from mailbot.errors import MailboxError, MailboxLoginError, describe
+from mailbot.errors import MailboxError, describe
 from mailbot.logs import event
+from mailbot.mailbox import signin
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ class Mailbox:
         at most 60 s; `[mailbox] connect_attempts` tries in all).
 
         A refused login is not retried: the password will not fix itself, and repeated
-        failures can lock the account."""
-        password = settings.password()
+        failures can lock the account. How to sign in (password or OAuth2) is signin's."""
+        sign_in = signin.for_mailbox(settings)
         attempts = max(1, settings.connect_attempts)
 
         def log_failure(state: RetryCallState) -> None:
@@ -107,13 +107,7 @@ class Mailbox:
             client = _open(settings)
             stage["login"] = True
             try:
-                client.login(settings.username, password, initial_folder=None)
-            except (ImapToolsLoginError, imaplib.IMAP4.error) as exc:
-                _close_quietly(client)
-                raise MailboxLoginError(
-                    f"login refused for {settings.username} at {settings.host}:{settings.port}; "
-                    f"check [mailbox] username and password_file/password_env"
-                ) from exc
+                sign_in.imap(client)
             except BaseException:
                 _close_quietly(client)
                 raise

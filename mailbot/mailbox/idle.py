@@ -10,6 +10,9 @@ still does all the work, and stays the safety net when IDLE is down.
     renew      each IDLE is ended (DONE) and re-issued every `renew_seconds` (25 min), inside
                the 29 minutes after which servers may drop an idle client; a connection that
                does not answer DONE within `timeout_seconds` is treated as dropped
+    sign in    signed in with an OAuth2 token, the session is ended (DONE, LOGOUT) when the
+               token is due for renewal and opened again with the new one at once, since
+               Exchange ends a session whose token has expired
     reconnect  a drop, a BYE, a timeout or a protocol error is logged (`idle_disconnected`)
                and retried after 1 s, 2 s, 4 s ... at most `reconnect_max_seconds`; a refused
                login is logged at ERROR (`idle_login_refused`) and retried at the maximum
@@ -37,8 +40,9 @@ from typing import Any, TypeVar
 import aioimaplib
 
 from mailbot.config import MailboxSettings
-from mailbot.errors import ConfigError, describe
+from mailbot.errors import ConfigError, MailboxLoginError, describe
 from mailbot.logs import event
+from mailbot.mailbox import signin
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,10 @@ class _Stopping(Exception):
     """stop() was called while a step was in progress."""
 
 
+class _SignInAgain(Exception):
+    """The session's access token is due for renewal: reconnect with a new one now."""
+
+
 class IdleWatcher:
     """Holds an IMAP IDLE on the inbox in a background thread (its own asyncio loop) and
     calls `on_new_mail()` when the server announces new messages (EXISTS / RECENT
@@ -106,6 +114,7 @@ class IdleWatcher:
         self._stop: asyncio.Event | None = None  # the loop's own view of _stopping
         self._connected = False
         self._connected_at = 0.0
+        self._sign_in_again_at: float | None = None  # time.time(); None with a password
 
     @property
     def connected(self) -> bool:
@@ -160,6 +169,9 @@ class IdleWatcher:
                 break  # a session returns only when asked to stop
             except _Stopping:
                 break
+            except _SignInAgain:
+                event(log, logging.INFO, "idle_signing_in_again", reason="token renewal")
+                wait = 0.0
             except _Unsupported as exc:
                 event(log, logging.ERROR, "idle_unsupported", error=str(exc),
                       fallback="scheduled poll only")
@@ -215,16 +227,11 @@ class IdleWatcher:
             if settings.security == "starttls":
                 await self._race(self._starttls(client), lost)
             try:
-                password = settings.password()
-            except ConfigError as exc:
+                sign_in = signin.for_mailbox(settings)
+                await self._race(sign_in.imap_async(client), lost)
+            except (ConfigError, MailboxLoginError) as exc:
                 raise _LoginRefused(str(exc)) from exc
-            response = await self._race(client.login(settings.username, password), lost)
-            if response.result != "OK":
-                raise _LoginRefused(
-                    f"login refused for {settings.username} at {settings.host}:{settings.port} "
-                    f"({_text(response.lines[-1:])}); check [mailbox] username and "
-                    f"password_file/password_env"
-                )
+            self._sign_in_again_at = sign_in.valid_until  # None: a password lasts
             if not client.has_capability("IDLE"):
                 await self._race(client.protocol.capability(), lost)
                 if not client.has_capability("IDLE"):
@@ -277,7 +284,7 @@ class IdleWatcher:
         first = True
         while True:
             idle = await self._race(
-                asyncio.wait_for(client.idle_start(timeout=self.renew_seconds), timeout), lost
+                asyncio.wait_for(client.idle_start(timeout=self._idle_period()), timeout), lost
             )
             command = client.protocol.pending_sync_command
             if first:
@@ -305,6 +312,14 @@ class IdleWatcher:
                 if pushed != aioimaplib.STOP_WAIT_SERVER_PUSH:
                     leftover.extend(pushed)
             self._check_push(leftover)
+            if self._sign_in_again_at is not None and time.time() >= self._sign_in_again_at:
+                raise _SignInAgain
+
+    def _idle_period(self) -> float:
+        """How long the next IDLE lasts: `renew_seconds`, or until the token is due."""
+        if self._sign_in_again_at is None:
+            return self.renew_seconds
+        return max(1.0, min(self.renew_seconds, self._sign_in_again_at - time.time()))
 
     async def _next_push(
         self,

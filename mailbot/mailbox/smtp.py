@@ -10,6 +10,8 @@ import socket
 import ssl
 
 from mailbot.config import Config
+from mailbot.errors import SignInError
+from mailbot.mailbox import signin
 
 
 class SmtpConnection:
@@ -25,9 +27,7 @@ class SmtpConnection:
             self.client = smtplib.SMTP(settings.host, settings.port, timeout=timeout)
             if settings.security == "starttls":
                 self.client.starttls(context=ssl.create_default_context())
-        password = settings.password()
-        if settings.username and password is not None:
-            self.client.login(settings.username, password)
+        signin.smtp_login(self.client, config)  # password or OAuth2, as [smtp] says
 
     def send(self, raw: bytes, recipient: str) -> None:
         self.client.sendmail(self.settings.from_address, [recipient], raw)
@@ -42,8 +42,9 @@ class SmtpConnection:
 # Lost connections and timeouts: the server may be back on a later pass.
 TEMPORARY_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError,
                     socket.timeout)
-# Every failure of one send, temporary or not.
-SMTP_ERRORS = (smtplib.SMTPException, *TEMPORARY_ERRORS)
+# Every failure of one send, temporary or not; a failed OAuth2 sign-in is our
+# configuration's (no reply code: the email is kept and tried again, the outage noted).
+SMTP_ERRORS = (smtplib.SMTPException, SignInError, *TEMPORARY_ERRORS)
 
 
 def smtp_code(exc: Exception) -> int | None:
