@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, contains_eager, sessionmaker
 from mailbot.casework.audit import record_event
 from mailbot.config import Config
 from mailbot.db.models import Contact, Draft, MailboxState, OutboxEmail, StoredMessage, utcnow
+from mailbot.devtools.failpoints import DRAFT_APPENDED, DRAFT_PLACED, DRAFT_SEARCHED, failpoint
 from mailbot.logs import event
 from mailbot.mailbox.fetch import Mailbox
 from mailbot.parsers.contact import ContactStatus
@@ -61,10 +62,10 @@ def draft_message(config: Config, draft: Draft, in_reply_to: str | None) -> byte
 def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> None:
     folders = config.drafts
     mailbox.ensure_folders(folders.drafts_folder, config.mailbox.sent_folder)
-    # A commit after each step: what one step did is kept if the mailbox fails the next.
+    # A commit after each step (and after each draft placed): what one step did is kept
+    # if the mailbox or the database fails the next.
     with sessions() as session:
         _place_open_drafts(config, session, mailbox)
-        session.commit()
         _remove_decided_drafts(config, session, mailbox)
         session.commit()
         _record_staff_responses(config, session, mailbox)
@@ -77,6 +78,13 @@ PLACED_PER_PASS = 100
 
 
 def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:
+    """Put a copy of each open draft in the Drafts folder, once.
+
+    Idempotent whatever fails when: a draft's Message-ID is looked up in Drafts (a header
+    search) before it is appended, so a copy appended by a pass that died before its
+    commit is found rather than appended again; and each draft's `placed` is committed on
+    its own, so a commit refused or lost costs at most that one draft's search."""
+    folder = config.drafts.drafts_folder
     # One query for the drafts, their contacts and the family's Message-ID, and not the
     # family's message itself (its bytes may be megabytes).
     drafts = session.execute(
@@ -90,11 +98,18 @@ def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> No
         .limit(PLACED_PER_PASS)
     ).all()
     for draft, original in drafts:
-        raw = draft_message(config, draft, f"<{original}>" if original else None)
-        mailbox.append(raw, config.drafts.drafts_folder, flags=("\\Draft",))
+        draft_id, reference = draft.id, draft.contact.reference
+        found = mailbox.uids_with_message_id(folder, draft.message_id)
+        failpoint(DRAFT_SEARCHED)
+        if not found:
+            raw = draft_message(config, draft, f"<{original}>" if original else None)
+            mailbox.append(raw, folder, flags=("\\Draft",))
+            failpoint(DRAFT_APPENDED)
         draft.mailbox_copy = "placed"
-        event(log, logging.INFO, "draft_placed_in_mailbox", draft=draft.id,
-              reference=draft.contact.reference)
+        session.commit()
+        failpoint(DRAFT_PLACED)
+        event(log, logging.INFO, "draft_placed_in_mailbox", draft=draft_id,
+              reference=reference, already_there=bool(found))
 
 
 def _remove_decided_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:
