@@ -123,8 +123,7 @@ def triage(
             levels.append(m.level)
             if m.signal.category:
                 safety_categories.append(m.signal.category)
-    for m in sorted(first.values(), key=lambda m: (
-            m.signal.category not in SPECIFIC_ENQUIRIES, m.start)):
+    for m in sorted(first.values(), key=lambda m: (_precedence(m.signal.category), m.start)):
         if m.level == ENQUIRY:
             enquiry_categories.append(m.signal.category)
 
@@ -270,6 +269,13 @@ def load_rules(path: Path | str | None = None) -> TriageRules:
     rules = _load_rules(path)
     load_languages()
     return rules
+
+
+def _precedence(category: str) -> int:
+    """A specific department's place in SPECIFIC_ENQUIRIES; the generic ones after, equal."""
+    if category in SPECIFIC_ENQUIRIES:
+        return SPECIFIC_ENQUIRIES.index(category)
+    return len(SPECIFIC_ENQUIRIES)
 
 
 def _no_word(word: str) -> bool:

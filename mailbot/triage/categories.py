@@ -43,10 +43,12 @@ RELATED_ENQUIRIES: dict[str, tuple[str, ...]] = {
     "loss_of_contact": ("phone_pin", "letters", "visits"),
 }
 # A department named in a text is what it is about, before the generic topics it
-# mentions on the way ("housing before release" is resettlement, not release).
+# mentions on the way ("housing before release" is resettlement, not release). Among
+# them, the first here wins: a complaint about anything is a complaint, and probation's
+# appointment after release is resettlement, not healthcare.
 SPECIFIC_ENQUIRIES: tuple[str, ...] = (
-    "complaint", "healthcare_admin", "sentence_planning", "resettlement", "chaplaincy",
-    "education_work", "gym",
+    "complaint", "resettlement", "healthcare_admin", "sentence_planning", "chaplaincy",
+    "gym", "education_work",
 )
 
 IMMEDIATE, URGENT, ROUTINE = "immediate", "urgent", "routine"
