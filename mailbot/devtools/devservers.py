@@ -56,11 +56,16 @@ class Dovecot:
     password: str = "demo-password"
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    # Also sign in with OAuth2 (XOAUTH2, OAUTHBEARER): Dovecot's oauth2 passdb asks this
+    # RFC 7662 endpoint (mailbot/devtools/tokenserver.py) whether each token is good.
+    oauth2_introspection_url: str = ""
 
     @classmethod
-    def start(cls, root: Path | None = None, port: int | None = None) -> Dovecot:
+    def start(cls, root: Path | None = None, port: int | None = None,
+              oauth2_introspection_url: str = "") -> Dovecot:
         root = Path(root or tempfile.mkdtemp(prefix="mailbot-dovecot-"))
-        server = cls(root=root, port=port or free_port())
+        server = cls(root=root, port=port or free_port(),
+                     oauth2_introspection_url=oauth2_introspection_url)
         server._write_config()
         server._spawn()
         return server
@@ -82,6 +87,22 @@ class Dovecot:
         (self.root / "passwd").write_text(f"{self.username}:{{PLAIN}}{self.password}\n")
         os.chown(self.root / "mail", me.pw_uid, me.pw_gid)
         os.chmod(self.root, 0o755)
+        mechanisms, oauth2_passdb = "plain login", ""
+        if self.oauth2_introspection_url:
+            mechanisms += " xoauth2 oauthbearer"
+            (self.root / "oauth2.conf.ext").write_text(
+                "introspection_mode = post\n"
+                f"introspection_url = {self.oauth2_introspection_url}\n"
+                "username_attribute = email\n"
+                "active_attribute = active\n"
+                "active_value = true\n"
+                "force_introspection = yes\n"
+            )
+            oauth2_passdb = (
+                "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {self.root}/oauth2.conf.ext\n}}\n"
+                "auth_failure_delay = 0\n"
+            )
         self.config_path.write_text(
             f"""
 protocols = imap
@@ -92,7 +113,7 @@ log_path = {self.root}/dovecot.log
 info_log_path = {self.root}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 default_login_user = {login_user}
 default_internal_user = {internal_user}
 mail_location = maildir:{self.root}/mail/%u
@@ -105,7 +126,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.root}/passwd
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = static
   args = uid={me.pw_uid} gid={me.pw_gid} home={self.root}/mail/%u
 }}

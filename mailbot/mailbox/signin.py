@@ -489,6 +489,7 @@ def smtp_login(client: smtplib.SMTP, config: Config) -> None:
     user = settings.login
     sign_in = oauth2_sign_in(section, oauth2, user)
     replies: list[str] = []
+    client.ehlo_or_helo_if_needed()  # smtplib's auth() takes a 503 "send EHLO first" as done
 
     def attempt(token: str) -> bool:
         initial = xoauth2(user, token)

@@ -2,11 +2,12 @@
 
 `mailbot status` reports the last successful poll, the last error, the inbox and
 quarantine counts, the outbox queue, drafts waiting and concerns by time left, and exits
-non-zero when unhealthy. While the daemon runs, `OutageMonitor` watches the mailbox and
-the mail server: one unreachable for longer than `[alerts] outage_minutes` is logged at
-ERROR every interval and reported once through whichever channel still works (an email
-when only the mailbox is down; the log and systemd's status line when mail cannot be
-sent); its recovery is reported once.
+non-zero when unhealthy; a sign-in that fails (a refused OAuth2 token, an expired client
+secret) is shown with the line that says what to fix. While the daemon runs,
+`OutageMonitor` watches the mailbox and the mail server: one unreachable for longer than
+`[alerts] outage_minutes` is logged at ERROR every interval and reported once through
+whichever channel still works (an email when only the mailbox is down; the log and
+systemd's status line when mail cannot be sent); its recovery is reported once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.casework.deadlines import hours_left, is_open
 from mailbot.config import Config
 from mailbot.db.models import Contact, Draft, MailboxState, OutboxEmail, utcnow
+from mailbot.errors import SignInError
 from mailbot.logs import event
 from mailbot.mailbox.fetch import Mailbox
 from mailbot.mailbox.smtp import SmtpConnection
@@ -114,6 +116,9 @@ def _probe_mailbox(config: Config, report: Report) -> None:
     settings = config.mailbox
     try:
         mailbox = Mailbox.connect(settings, sleep=lambda _: None)
+    except SignInError as exc:  # the line says what to fix
+        report.problems.append(f"mailbox sign-in failed: {exc}")
+        return
     except Exception as exc:  # noqa: BLE001
         report.problems.append(f"mailbox unreachable: {exc}")
         return
@@ -131,6 +136,8 @@ def _probe_smtp(config: Config, report: Report) -> None:
     try:
         SmtpConnection(config).close()
         report.lines.append("mail server: reachable")
+    except SignInError as exc:
+        report.problems.append(f"mail server sign-in failed: {exc}")
     except (OSError, smtplib.SMTPException) as exc:
         report.problems.append(f"mail server unreachable: {exc.__class__.__name__}: {exc}")
 
