@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sdnotify
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
 from mailbot.errors import MailboxError
-from mailbot.ingest.pipeline import Pipeline
+from mailbot.ingest.pipeline import Pipeline, RunSummary
 from mailbot.logs import event
 from mailbot.replies.outbox import SendSummary
 from mailbot.service.health import DATABASE, MAILBOX, SMTP, OutageMonitor
@@ -30,7 +31,13 @@ from mailbot.service.health import DATABASE, MAILBOX, SMTP, OutageMonitor
 log = logging.getLogger(__name__)
 
 
-def run_once(config: Config, sessions: sessionmaker[Session]) -> int:
+def run_once(
+    config: Config,
+    sessions: sessionmaker[Session],
+    judge: Callable[[RunSummary], int] | None = None,
+) -> int:
+    """One pass and its exit code: the mailbox's error's, else what `judge` (the command
+    line's) makes of the pass's summary, else 0."""
     pipeline = Pipeline(config, sessions)
     try:
         summary = pipeline.run_once()
@@ -43,7 +50,7 @@ def run_once(config: Config, sessions: sessionmaker[Session]) -> int:
         + (", ".join(f"{n} {d}" for d, n in sorted(summary.dispositions.items())) or "none new")
         + (f"; {summary.already_recorded} already recorded" if summary.already_recorded else "")
     )
-    return 0
+    return judge(summary) if judge is not None else 0
 
 
 class Daemon:
