@@ -3,11 +3,14 @@
 of contact.
 
 Each safer custody concern is due `respond_within_hours` after it was received (the IMAP
-INTERNALDATE); the clock stops when a response is recorded. When a concern crosses a
-threshold in `warn_when_hours_left`, or breaches, the safety team gets one email, never
-repeated: the alert is recorded with the concern (one row per concern and threshold) in
-the same transaction as the email is queued. A concern first seen already late gets the
-most severe alert it has crossed at once, and the milder ones are marked as passed.
+INTERNALDATE); the clock stops when a response reached the family (an approved draft
+that SMTP accepted, one staff sent from the mailbox to the family, or a response by
+phone recorded), and keeps running while an approved draft waits to be sent. When a
+concern crosses a threshold in `warn_when_hours_left`, or breaches, the safety team gets
+one email, never repeated: the alert is recorded with the concern (one row per concern
+and threshold) in the same transaction as the email is queued. A concern first seen
+already late gets the most severe alert it has crossed at once, and the milder ones are
+marked as passed.
 Concerns crossing together share one digest, sorted by time left.
 
 `decide` and `decide_persistent` choose, touching neither the database nor the outbox;
@@ -165,13 +168,16 @@ def _digest_entry(crossing: Crossing, config: Config) -> dict[str, str]:
     contact = crossing.contact
     left = crossing.hours_left
     drafts = [d for d in contact.drafts if d.status == "draft"]
+    approved = [d for d in contact.drafts if d.status == "approved"]
     return {
         "reference": contact.reference,
         "received": format_london_time(contact.received_at),
         "when": f"{left:.1f} hours left" if left > 0 else f"overdue by {-left:.1f} hours",
         "urgency": contact.urgency,
         "holder": (
-            f"draft {drafts[0].id} ({drafts[0].template}) awaiting approval"
+            f"draft {approved[0].id} ({approved[0].template}) approved, not yet sent"
+            if approved
+            else f"draft {drafts[0].id} ({drafts[0].template}) awaiting approval"
             if drafts
             else "no open draft"
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -21,15 +22,41 @@ def concerns_group() -> None:
 @pass_context
 def show(context: Context, reference: str) -> int:
     """one concern's full record"""
+    from sqlalchemy import select
+
     from mailbot.casework import actions
-    from mailbot.db.models import utcnow
+    from mailbot.db.models import AuditEvent, utcnow
+    from mailbot.mailbox.mail_client import STAFF_MAIL
+    from mailbot.replies.drafts import state_of
     from mailbot.reports.export import entry
 
     with context.sessions() as session:
         contact = actions.find(session, reference)
         record = entry(contact, context.config, utcnow())
+        record["drafts"] = [
+            {"id": d.id, "template": d.template, "status": d.status, "state": state_of(d)}
+            for d in contact.drafts
+        ]
+        record["response"] = _response(contact, record["drafts"])
+        # Mail staff sent about the concern that was not the response, and why not.
+        record["staff_mail"] = [
+            {"by": e.actor, **e.detail}
+            for e in session.execute(
+                select(AuditEvent).where(AuditEvent.contact_id == contact.id)
+                .where(AuditEvent.action == STAFF_MAIL).order_by(AuditEvent.id)
+            ).scalars()
+        ]
     print(json.dumps(record, indent=2, ensure_ascii=False))
     return 0
+
+
+def _response(contact: Any, drafts: list[dict[str, Any]]) -> str:
+    """Whether a response reached the family, in one phrase for staff: when and by whom,
+    "approved, not yet sent" (the clock still runs), or "no response yet"."""
+    if contact.responded_at is not None:
+        return f"responded {contact.responded_at.isoformat()} by {contact.responded_by}"
+    approved = [d["state"] for d in drafts if d["status"] == "approved"]
+    return approved[0] if approved else "no response yet"
 
 
 @concerns_group.command("respond")

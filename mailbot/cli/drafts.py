@@ -1,15 +1,20 @@
 """`mailbot drafts`: acknowledgements waiting for a member of staff, and their approval,
-rejection or redrafting. Approval sends at once (or queues, if SMTP is down)."""
+rejection or redrafting. Approval sends at once, or queues when the mail server cannot
+be reached now (it is sent when the server answers); until SMTP has accepted it the
+draft, and its concern, show "approved, not yet sent"."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import click
 
 from mailbot.cli.context import Context, pass_context
+
+log = logging.getLogger(__name__)
 
 
 @click.group("drafts")
@@ -22,24 +27,25 @@ def drafts_group() -> None:
 @click.option("--all", "show_all", is_flag=True, help="decided ones too")
 @pass_context
 def listing(context: Context, as_json: bool, show_all: bool) -> int:
-    """open drafts"""
+    """open drafts, and approved ones not yet sent"""
     from sqlalchemy import select
 
     from mailbot.db.models import Draft
     from mailbot.replies import drafts
 
     with context.sessions() as session:
-        query = select(Draft).order_by(Draft.id)
-        if not show_all:
-            query = query.where(Draft.status == drafts.Status.DRAFT)
-        rows = [draft_row(d) for d in session.execute(query).scalars()]
+        if show_all:
+            found = session.execute(select(Draft).order_by(Draft.id)).scalars()
+        else:
+            found = drafts.pending(session)
+        rows = [draft_row(d) for d in found]
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    print(f"{'id':>5}  {'reference':14} {'template':15} {'status':14} {'urgency':18} to")
+    print(f"{'id':>5}  {'reference':14} {'template':15} {'status':22} {'urgency':18} to")
     for row in rows:
         print(f"{row['id']:>5}  {row['reference']:14} {row['template']:15} "
-              f"{row['status']:14} {row['urgency']:18} {row['to'] or '-'}")
+              f"{row['state']:22} {row['urgency']:18} {row['to'] or '-'}")
         for sentence in row["could_not_account_for"]:
             print(f"{'':7}mailbot could not account for: \"{sentence}\"")
     return 0
@@ -72,23 +78,42 @@ def show(context: Context, draft_id: int) -> int:
 @click.option("--edit", type=click.Path(path_type=Path), help="send this file's text instead")
 @pass_context
 def approve(context: Context, draft_id: int, by: str, edit: Path | None) -> int:
-    """approve and send a draft"""
+    """approve and send a draft (queued if the mail server cannot be reached now)"""
+    from mailbot.db.models import OutboxEmail
+    from mailbot.errors import describe
+    from mailbot.logs import event
     from mailbot.mailbox.fetch import Mailbox
     from mailbot.replies import drafts
-    from mailbot.replies.outbox import send_due
+    from mailbot.replies.outbox import Status, send_due
 
     config, sessions = context.config, context.sessions
     with sessions() as session:
         edited = edit.read_text(encoding="utf-8") if edit else None
         approval = drafts.approve(session, config, draft_id, by=by, edited_text=edited)
         session.commit()
-        reference = approval.draft.contact.reference
-    summary = send_due(config, sessions, lambda: Mailbox.connect(config.mailbox))
+        reference, email_id = approval.draft.contact.reference, approval.email.id
+    # The approval is committed: whatever stops the email going now (the server down, a
+    # secret this shell cannot read), it stays queued and goes when the server answers.
+    try:
+        send_due(config, sessions, lambda: Mailbox.connect(config.mailbox))
+    except Exception as exc:  # noqa: BLE001 - said below as "queued"; the daemon retries
+        event(log, logging.WARNING, "approval_not_sent_now", draft=draft_id,
+              error=describe(exc))
     with sessions() as session:
         drafts.settle_sent(session)
         session.commit()
-    state = "sent" if summary.sent else "queued (will be retried)"
-    print(f"draft {draft_id} approved for {reference}: {state}")
+        email = session.get(OutboxEmail, email_id)
+        status, error = (email.status, email.last_error) if email else (None, None)
+    if status == Status.SENT:
+        print(f"draft {draft_id} approved for {reference} and sent")
+        return 0
+    if status in (Status.FAILED, Status.SUPPRESSED):
+        print(f"draft {draft_id} approved for {reference}, but not sent: {error}. "
+              f"Reply another way and record it: mailbot concerns respond {reference} "
+              f"--by NAME --method phone")
+        return 1
+    print(f"draft {draft_id} approved for {reference} and queued: it will be sent when "
+          f"the mail server answers")
     return 0
 
 
@@ -127,7 +152,7 @@ COMMANDS = (drafts_group,)
 
 
 def draft_row(draft: Any, full: bool = False) -> dict[str, Any]:
-    from mailbot.replies.drafts import unfilled_markers
+    from mailbot.replies.drafts import state_of, unfilled_markers
 
     contact = draft.contact
     row = {
@@ -136,6 +161,7 @@ def draft_row(draft: Any, full: bool = False) -> dict[str, Any]:
         "template": draft.template,
         "consent": draft.consent_scope,
         "status": draft.status,
+        "state": state_of(draft),
         "to": draft.recipient,
         "subject": draft.subject,
         "urgency": contact.urgency,

@@ -268,6 +268,8 @@ class Draft(Base):
     mailbox_copy: Mapped[str] = mapped_column(String(16), default="none")  # none|placed|removed
 
     contact: Mapped[Contact] = relationship(back_populates="drafts")
+    # The approved draft's email: whether it has reached the family yet.
+    email: Mapped[OutboxEmail | None] = relationship(viewonly=True)
 
 
 class InstallSecret(Base):

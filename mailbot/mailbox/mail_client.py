@@ -2,17 +2,27 @@
 live in Outlook, and their sent copies found in the Sent folder.
 
 It decides three things on each pass: which open drafts still need a copy in Drafts
-(APPEND with `\\Draft`, our reference in the subject), which copies must go because the
-draft was decided in mailbot (approved, rejected, superseded), and which messages in Sent
-are a member of staff's response to a concern (matched on our reference in the subject,
-or on In-Reply-To the family's message). A response found there is recorded with the
-text as actually sent, and the draft can no longer be approved a second time.
+(APPEND with `\\Draft`, our reference in the subject, once: looked up by Message-ID
+first), which copies must go because the draft was decided in mailbot (approved,
+rejected, superseded), and which messages in Sent are about a concern (our reference in
+the subject, or In-Reply-To the family's message).
+
+A message in Sent about a concern is the response only when it went to the family's
+address on the concern, has no `[[STAFF: ...]]` places left, and passes the consent
+check a command-line approval passes (`drafts.consent_refusal`). Then it is recorded
+with the text as actually sent, as made by the officer who sent it (the Sender or From,
+when it names a person), and the draft can no longer be approved a second time.
+Anything else (a forward to healthcare, a reply with a place left unfilled) is recorded
+as staff mail about the concern, with why it is not the response, shown by `concerns
+show`; the 72-hour clock keeps running.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parsedate_to_datetime
@@ -31,11 +41,15 @@ from mailbot.parsers.mime import (
     POLICY,
     WIRE_POLICY,
     body_text,
+    header_addresses,
     header_text,
     html_to_text,
     read_message,
 )
 from mailbot.replies.drafts import Status as DraftStatus
+from mailbot.replies.drafts import consent_refusal
+from mailbot.replies.outbox import family_address
+from mailbot.replies.policy import unfilled_markers
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +160,14 @@ def _record_staff_responses(config: Config, session: Session, mailbox: Mailbox) 
     for item in mailbox.fetch([uid for uid in uids if message_ids.get(uid) not in ours]):
         msg = read_message(item.raw)
         contact = _concern_answered(session, msg)
-        if contact is not None:
-            sent_at = item.internal_date or _date(msg) or utcnow()
-            _record_response(session, contact, msg, sent_at)
+        if contact is None:
+            continue
+        sent = SentItem.read(config, msg, item.internal_date or _date(msg) or utcnow())
+        reasons = not_the_response(session, config, contact, sent)
+        if reasons:
+            _record_staff_mail(session, contact, sent, reasons)
+        else:
+            _record_response(session, contact, sent)
     state.uidvalidity = uidvalidity
     if uids:
         state.last_uid = max(uids)
@@ -173,26 +192,112 @@ def _concern_answered(session: Session, msg: EmailMessage) -> Contact | None:
     return None
 
 
-def _record_response(session: Session, contact: Contact, msg: EmailMessage, sent_at) -> None:  # type: ignore[no-untyped-def]
-    body = body_text(msg)
-    text = body.plain if body.plain is not None else html_to_text(body.html or "")
-    sender = header_text(msg, "From")
-    if contact.responded_at is None or sent_at < contact.responded_at:
-        contact.responded_at, contact.responded_by = sent_at, sender
-    contact.status = ContactStatus.RESPONDED
+# The audit trail's name for a message staff sent about a concern that is not its response.
+STAFF_MAIL = "staff_mail_about_concern"
+SHARED_MAILBOX = "Outlook (shared mailbox)"
+# Words that name a mailbox or a team rather than a person, in a display name.
+_NOT_A_PERSON = re.compile(r"safer\s*custody|mailbox|\bteam\b|no-?reply|\bhmp\b|prison",
+                           re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SentItem:
+    """What the Sent folder's copy of a member of staff's email says."""
+
+    message_id: str
+    subject: str
+    recipients: tuple[str, ...]  # To and Cc addresses, lower-cased
+    text: str
+    officer: str  # who sent it: a person, else SHARED_MAILBOX
+    sent_at: datetime
+
+    @classmethod
+    def read(cls, config: Config, msg: EmailMessage, sent_at: datetime) -> SentItem:
+        body = body_text(msg)
+        return cls(
+            message_id=header_text(msg, "Message-ID").strip(),
+            subject=header_text(msg, "Subject"),
+            recipients=tuple(
+                address.lower() for name in ("To", "Cc")
+                for _, address in header_addresses(msg, name) if address
+            ),
+            text=body.plain if body.plain is not None else html_to_text(body.html or ""),
+            officer=officer(config, msg),
+            sent_at=sent_at,
+        )
+
+
+def officer(config: Config, msg: EmailMessage) -> str:
+    """Who sent a message from the shared mailbox: the Sender (Outlook's "on behalf of"),
+    else the From, when it names a person; else "Outlook (shared mailbox)". A person's
+    own address names them; the shared address names them only by a display name that
+    is not the mailbox's or a team's."""
+    own = config.own_addresses
+    for header in ("Sender", "From"):
+        for display, address in header_addresses(msg, header):
+            mine = address.lower() in own
+            person = display and display.lower() != address.lower() and not (
+                mine and _NOT_A_PERSON.search(display)
+            )
+            if person:
+                return display[:200]
+            if address and not mine:
+                return address[:200]
+    return SHARED_MAILBOX
+
+
+def not_the_response(
+    session: Session, config: Config, contact: Contact, sent: SentItem
+) -> list[str]:
+    """Why a message staff sent about a concern is not its response ([] when it is): it
+    must go to the family's address on the concern, have no places left to fill, and
+    pass the consent check of a command-line approval."""
+    reasons = []
+    family = family_address(config, contact.submitter_email)
+    if family is None:
+        reasons.append("the concern has no email address for the family")
+    elif family.lower() not in sent.recipients:
+        reasons.append(f"not addressed to the family's address on the concern ({family})")
+    markers = unfilled_markers(sent.text)
+    if markers:
+        reasons.append("places for staff left to fill: " + "; ".join(markers))
+    draft = next((d for d in contact.drafts if d.status == DraftStatus.DRAFT), None)
+    refusal = consent_refusal(session, contact, draft, sent.text)
+    if refusal:
+        reasons.append(f"consent: {refusal}")
+    return reasons
+
+
+def _record_response(session: Session, contact: Contact, sent: SentItem) -> None:
+    if contact.responded_at is None or sent.sent_at < contact.responded_at:
+        contact.responded_at, contact.responded_by = sent.sent_at, sent.officer
+    if contact.status != ContactStatus.CLOSED:
+        contact.status = ContactStatus.RESPONDED
     open_drafts = [d for d in contact.drafts if d.status == DraftStatus.DRAFT]
     for draft in open_drafts:
         draft.status = DraftStatus.SENT_BY_STAFF
-        draft.decided_by, draft.decided_at = f"mail client ({sender})", sent_at
-        draft.sent_text = text
+        draft.decided_by, draft.decided_at = sent.officer, sent.sent_at
+        draft.sent_text = sent.text
     record_event(
-        session, actor=f"mail client ({sender})", action="draft_sent",
+        session, actor=sent.officer, action="draft_sent",
         contact_id=contact.id, draft_id=open_drafts[0].id if open_drafts else None,
-        detail={"via": "Sent folder", "text": text,
-                "message_id": header_text(msg, "Message-ID").strip()},
+        detail={"via": "Sent folder", "text": sent.text, "message_id": sent.message_id},
     )
     event(log, logging.INFO, "staff_response_found", reference=contact.reference,
           drafts_closed=len(open_drafts))
+
+
+def _record_staff_mail(
+    session: Session, contact: Contact, sent: SentItem, reasons: list[str]
+) -> None:
+    record_event(
+        session, actor=sent.officer, action=STAFF_MAIL, contact_id=contact.id,
+        detail={"via": "Sent folder", "message_id": sent.message_id,
+                "subject": sent.subject, "to": list(sent.recipients),
+                "sent_at": sent.sent_at.isoformat(), "not_the_response": reasons},
+    )
+    event(log, logging.INFO, "staff_mail_about_concern", reference=contact.reference,
+          reasons=len(reasons))
 
 
 def _date(msg: EmailMessage):  # type: ignore[no-untyped-def]

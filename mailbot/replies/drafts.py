@@ -7,7 +7,13 @@ that is not about safety -> `signposting`; a form that failed verification ->
 `ack_unverified`; a verified form whose contact has the prisoner's consent ->
 `ack_consent`; anything else -> `ack_no_consent`. Approval checks again at that moment:
 consent may have been withdrawn, and a draft that would now say more than is allowed is
-refused and must be redrafted. Every event goes to the audit trail.
+refused and must be redrafted; so is an empty edit, or one with `[[STAFF: ...]]` places
+left. The same checks decide whether an email staff sent from the mailbox itself counts
+as the response (mailbot/mailbox/mail_client.py). Every event goes to the audit trail.
+
+"Responded" means a response reached the family: an approved draft is only queued, and
+the concern counts as answered (the 72-hour clock stops) when SMTP accepted the email
+(`settle_sent`); until then it shows "approved, not yet sent".
 """
 
 from __future__ import annotations
@@ -149,31 +155,32 @@ def approve(
     by: str,
     edited_text: str | None = None,
 ) -> Approval:
+    """Queue the draft (or the member of staff's edit of it) for sending. The concern is
+    not yet answered: `settle_sent` says so once SMTP has accepted the email."""
     draft = _open_draft(session, draft_id)
     contact = draft.contact
     _require_name(by)
-    state = consent.for_contact(session, contact)
-    fits_now = choose_template(contact, state)
-    if DISCLOSURE[draft.template] > DISCLOSURE[fits_now]:
+    if edited_text is not None and not edited_text.strip():
         raise DraftError(
-            f"draft {draft.id} was written with consent '{draft.consent_scope}' "
-            f"({draft.template}); what is in force now is '{state.scope}', which allows "
-            f"only {fits_now}. Redraft it: mailbot drafts redraft {draft.id} --by NAME"
+            f"the edit for draft {draft.id} is empty, so nothing would reach the family: "
+            f"write the reply in the file, or approve without --edit to send the draft "
+            f"as it is (mailbot drafts show {draft.id})"
         )
     text = draft.body_text if edited_text is None else edited_text
     markers = unfilled_markers(text)
+    if markers and edited_text is not None and markers == unfilled_markers(draft.body_text):
+        raise DraftError(
+            f"the edit for draft {draft.id} leaves its places for staff as they were: "
+            + "; ".join(markers) + ". Write what goes there, or delete the place"
+        )
     if markers:
         raise DraftError(
             f"draft {draft.id} still has places for staff to fill in or delete: "
             + "; ".join(markers)
         )
-    if fits_now not in IDENTIFYING_ALLOWED:
-        named = _identifying_words_in(text, contact)
-        if named:
-            raise DraftError(
-                f"draft {draft.id} would name or locate the prisoner ({', '.join(named)}), "
-                f"which {fits_now} may not: remove it, or record consent first"
-            )
+    refusal = consent_refusal(session, contact, draft, text)
+    if refusal:
+        raise DraftError(refusal)
     if not draft.recipient:
         raise DraftError(
             f"draft {draft.id} has no single valid address to send to; reply by phone and "
@@ -190,15 +197,37 @@ def approve(
     )
     email.contact = contact
     session.flush()
-    now = utcnow()
-    draft.status, draft.decided_by, draft.decided_at = Status.APPROVED, by, now
+    draft.status, draft.decided_by, draft.decided_at = Status.APPROVED, by, utcnow()
     draft.outbox_id = email.id
-    if contact.responded_at is None:
-        contact.responded_at, contact.responded_by = now, by
-    contact.status = ContactStatus.RESPONDED
     record_event(session, actor=by, action="draft_approved", contact_id=contact.id,
                  draft_id=draft.id, detail={"outbox": email.id, "template": draft.template})
     return Approval(draft, email)
+
+
+def consent_refusal(
+    session: Session, contact: Contact, draft: Draft | None, text: str
+) -> str | None:
+    """Why TEXT may not go to this contact's family under the consent in force now, or
+    None. `draft` is the draft it was written from, when there is one: a draft written
+    under consent since withdrawn must be redrafted. The command line's approval and the
+    Sent folder's check (a reply sent from Outlook) both ask this."""
+    state = consent.for_contact(session, contact)
+    fits_now = choose_template(contact, state)
+    if draft is not None and DISCLOSURE[draft.template] > DISCLOSURE[fits_now]:
+        return (
+            f"draft {draft.id} was written with consent '{draft.consent_scope}' "
+            f"({draft.template}); what is in force now is '{state.scope}', which allows "
+            f"only {fits_now}. Redraft it: mailbot drafts redraft {draft.id} --by NAME"
+        )
+    if fits_now not in IDENTIFYING_ALLOWED:
+        named = _identifying_words_in(text, contact)
+        if named:
+            what = f"draft {draft.id}" if draft is not None else "the text"
+            return (
+                f"{what} would name or locate the prisoner ({', '.join(named)}), "
+                f"which {fits_now} may not: remove it, or record consent first"
+            )
+    return None
 
 
 def reject(session: Session, draft_id: int, *, by: str, reason: str) -> Draft:
@@ -230,7 +259,9 @@ def redraft(session: Session, config: Config, draft_id: int, *, by: str) -> Draf
 
 
 def settle_sent(session: Session) -> int:
-    """Approved drafts whose email has gone are marked sent (with the audit event)."""
+    """Approved drafts whose email SMTP has accepted are marked sent, and their concern
+    answered at that moment, by the member of staff who approved it (with the audit
+    event). The one place a command-line approval becomes the response."""
     rows = session.execute(
         select(Draft, OutboxEmail)
         .join(OutboxEmail, Draft.outbox_id == OutboxEmail.id)
@@ -239,10 +270,41 @@ def settle_sent(session: Session) -> int:
     ).all()
     for draft, email in rows:
         draft.status, draft.sent_text = Status.SENT, draft.body_text
+        contact = draft.contact
+        sent_at = email.sent_at or utcnow()
+        if contact.responded_at is None or sent_at < contact.responded_at:
+            contact.responded_at, contact.responded_by = sent_at, draft.decided_by
+        if contact.status != ContactStatus.CLOSED:
+            contact.status = ContactStatus.RESPONDED
         record_event(session, actor=MAILBOT, action="draft_sent", contact_id=draft.contact_id,
                      draft_id=draft.id, detail={"outbox": email.id,
                                                 "message_id": email.message_id})
     return len(rows)
+
+
+NOT_YET_SENT = "approved, not yet sent"
+
+
+def state_of(draft: Draft) -> str:
+    """Where a draft stands, as staff read it: an approved draft is "approved, not yet
+    sent" until SMTP has accepted it (and says so when the server refused it)."""
+    if draft.status != Status.APPROVED:
+        return {Status.DRAFT: "awaiting approval", Status.SENT_BY_STAFF: "sent from the mailbox"
+                }.get(draft.status, str(draft.status))
+    email = draft.email
+    if email is not None and email.status in ("failed", "suppressed"):
+        return f"approved, not sent: {email.last_error or email.status}"[:300]
+    return NOT_YET_SENT
+
+
+def pending(session: Session) -> list[Draft]:
+    """Drafts that need staff or are on their way: open, or approved and not yet sent."""
+    return list(
+        session.execute(
+            select(Draft).where(Draft.status.in_((Status.DRAFT, Status.APPROVED)))
+            .order_by(Draft.id)
+        ).scalars()
+    )
 
 
 def open_drafts(session: Session) -> list[Draft]:
