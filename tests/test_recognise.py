@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from email.message import EmailMessage
@@ -700,3 +701,25 @@ def test_family_forwarding_a_bounce_as_an_attachment_is_direct_email() -> None:
         ),
     )
     assert kind_of(raw) is MessageKind.DIRECT_EMAIL
+
+
+def test_a_bounce_detector_that_fails_is_one_log_line_and_not_a_bounce(caplog, capfd) -> None:
+    # flufl.bounce's Sina detector calls .lower() on the From header, which compat32
+    # hands over as a Header object when the address has a raw 8-bit byte in it.
+    raw = (
+        b"From: Jane Example <jane.example@example.c\x90m>\r\n"
+        b"To: safercustody.exampletown@prison.example\r\n"
+        b"Subject: Undelivered Mail Returned to Sender\r\n"
+        b"Message-ID: <letter-1@example.com>\r\n\r\n"
+        b"My letter to him came back. Is he all right?\r\n"
+    )
+    with caplog.at_level(logging.DEBUG):
+        result = recognise_bytes(raw, CONFIG)
+    assert result.kind is MessageKind.DIRECT_EMAIL
+    said = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.getMessage()) for r in said] == [
+        ("mailbot.ingest.recognise", "bounce_detector_failed")]
+    assert said[0].fields == {"detector": "sina", "error": "AttributeError",
+                              "treated_as": "no failed recipients"}
+    assert all(r.exc_info is None for r in caplog.records)  # flufl's traceback is not logged
+    assert "Traceback" not in capfd.readouterr().err

@@ -28,11 +28,15 @@ Each rule is a small function returning a short reason when it fires, else None;
 reasons travel with the decision so staff can see why a message was filed as it was.
 `recognise` never raises, whatever the bytes: header values are read from their raw form
 and decoded here rather than through `policy.default`, whose header parser raises on some
-malformed input.
+malformed input. A rule or a bounce detector (flufl.bounce's) that fails on a message is
+logged as one line (`bounce_detector_failed`, `recognise_rule_failed`: which one, and the
+error's class, never the message's words) and counts as not having fired: its failure
+never makes a message a bounce.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,7 +52,21 @@ import authres
 from flufl.bounce import all_failures
 
 from mailbot.config import Config
+from mailbot.logs import event
 from mailbot.parsers.mime import clean_text, read_message
+
+log = logging.getLogger(__name__)
+
+
+class _NoTracebacks(logging.Filter):
+    """flufl.bounce logs each detector's exception with its traceback (which may quote
+    the message) before re-raising it; `Facts.flufl_failures` says it in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None
+
+
+logging.getLogger("flufl.bounce").addFilter(_NoTracebacks())
 
 
 class MessageKind(StrEnum):
@@ -367,7 +385,9 @@ class Facts:
         try:
             legacy = BytesParser(policy=policy.compat32).parsebytes(raw)
             temporary, permanent = all_failures(legacy)
-        except Exception:  # its heuristics are not written for hostile input
+        except Exception as exc:  # its heuristics are not written for hostile input
+            event(log, logging.WARNING, "bounce_detector_failed", detector=_detector(exc),
+                  error=exc.__class__.__name__, treated_as="no failed recipients")
             return ()
         found = []
         for address in sorted(temporary | permanent):
@@ -461,6 +481,18 @@ class Facts:
             if self.is_ours(found):
                 return found
         return ids[0] if ids else None
+
+
+def _detector(exc: BaseException) -> str:
+    """Which of flufl.bounce's detectors raised (its module's name), else "flufl.bounce"."""
+    name = "flufl.bounce"
+    tb = exc.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if "/flufl/bounce/_detectors/" in path:
+            name = path.rsplit("/", 1)[-1].removesuffix(".py")
+        tb = tb.tb_next
+    return name
 
 
 def _addresses(value: str) -> list[str]:
@@ -779,7 +811,9 @@ def _fired(facts: Facts, rules: tuple[Rule, ...]) -> list[str]:
     for rule in rules:
         try:
             reason = rule(facts)
-        except Exception:  # one broken rule must not lose the message
+        except Exception as exc:  # one broken rule must not lose the message
+            event(log, logging.WARNING, "recognise_rule_failed", rule=rule.__name__,
+                  error=exc.__class__.__name__, treated_as="not fired")
             reason = None
         if reason:
             reasons.append(reason)
