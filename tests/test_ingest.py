@@ -35,6 +35,17 @@ PORTAL_FORMS = [
 ]
 
 
+@pytest.fixture
+def make_config(make_config, smtp_sink):  # type: ignore[no-untyped-def]
+    """conftest's, with a mail server that answers: a run that queues a reply and cannot
+    send it exits non-zero, and these tests are about the inbox, not about sending."""
+
+    def make(*args, smtp_port: int | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        return make_config(*args, smtp_port=smtp_port or smtp_sink.port, **kwargs)
+
+    return make
+
+
 def broken_portal_form() -> bytes:
     return (
         b"From: Prisoners' Families Helpline <safercustody-forms@portal.example.org>\r\n"
@@ -113,7 +124,7 @@ def test_mixed_inbox_is_emptied_and_logged_exactly_once(dovecot, make_config, ca
     assert main(["--config", str(config_path), "run", "--once"]) == 0
 
     counts = dovecot.folder_counts("INBOX", "Processed", "Quarantine")
-    assert counts == {"INBOX": 0, "Processed": 13, "Quarantine": 2}
+    assert counts == {"INBOX": 0, "Processed": 14, "Quarantine": 1}
 
     entries = export(config_path, capsys)
     by_message_id = {e["message_id"]: e for e in entries}
@@ -154,10 +165,10 @@ def test_mixed_inbox_is_emptied_and_logged_exactly_once(dovecot, make_config, ca
         )
         # 15 appended; the byte-identical second copy of sample 05 is the same message.
         assert dispositions == {
-            Disposition.LOGGED: 8 - 1,  # the broken form is logged but quarantined
+            Disposition.LOGGED: 8,  # the broken form too, for review: logged, not quarantined
             Disposition.IGNORED: 4,
             Disposition.DUPLICATE: 1,
-            Disposition.QUARANTINED: 2,
+            Disposition.QUARANTINED: 1,  # the line of text that is no email
         }
         assert all(m.raw for m in session.execute(select(StoredMessage)).scalars())
 
@@ -193,15 +204,55 @@ def test_internaldate_is_the_received_time(dovecot, make_config, capsys):
     assert datetime.fromisoformat(entry["received_at"]) == arrived
 
 
-def test_message_over_the_size_limit_is_quarantined_and_still_logged(
+def test_message_over_the_size_limit_is_logged_for_review_not_quarantined(
     dovecot, make_config, capsys
 ):
     dovecot.append(large_attachment_email(megabytes=2))
     config_path, _ = make_config(mailbox_extra="max_message_bytes = 1000000")
     assert main(["--config", str(config_path), "run", "--once"]) == 0
-    assert dovecot.folder_counts("INBOX", "Quarantine") == {"INBOX": 0, "Quarantine": 1}
+    assert dovecot.folder_counts("INBOX", "Processed", "Quarantine") == {
+        "INBOX": 0, "Processed": 1, "Quarantine": 0}
     [entry] = export(config_path, capsys)
     assert "needs_review" in entry["flags"]
+    assert any("only the header was read" in p for p in entry["problems"])
+
+
+def portal_form_with_broken_base64() -> bytes:
+    """A portal form whose base64 body is damaged past reading any of its labels."""
+    return (
+        b"From: Prisoners' Families Helpline <safercustody-forms@portal.example.org>\r\n"
+        b"To: safercustody.exampletown@prison.example\r\n"
+        b"Subject: Safer Custody Contact Form - HMP Exampletown\r\n"
+        b"Message-ID: <broken-base64@portal.example.org>\r\n"
+        b"Date: Sat, 14 Nov 2026 21:46:00 +0000\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        b"QSBuZXcgc2FmZXIgY3!!!VzdG9keSBjb250YWN0IGZvcm0*gaGFz#IGJlZW4gc3VibWl0dGVk\r\n"
+        b"WW91ciBuYW1lOiBK@@@YW5lIEV4YW1wbGUK==%%Ly8v\r\n"
+    )
+
+
+def test_a_portal_form_with_broken_base64_is_logged_for_review_not_also_quarantined(
+    dovecot, make_config, capsys
+):
+    dovecot.append(portal_form_with_broken_base64())
+    config_path, _ = make_config()
+    assert main(["--config", str(config_path), "run", "--once"]) == 0
+    assert dovecot.folder_counts("INBOX", "Processed", "Quarantine") == {
+        "INBOX": 0, "Processed": 1, "Quarantine": 0}
+    [entry] = export(config_path, capsys)
+    assert entry["source"] == "portal_form" and "needs_review" in entry["flags"]
+    assert any(p.startswith("portal form could not be read") for p in entry["problems"])
+    assert entry["due_by"] is not None and entry["responded_at"] is None  # the clock runs
+    capsys.readouterr()
+    assert main(["--config", str(config_path), "messages", "list", "--json"]) == 0
+    [message] = json.loads(capsys.readouterr().out)
+    assert (message["disposition"], message["destination"]) == ("logged", "processed")
+    assert message["reason"].startswith("portal form could not be read")
+    assert main(["--config", str(config_path), "messages", "list", "--disposition",
+                 "quarantined", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_kill_between_commit_and_move_loses_nothing_and_duplicates_nothing(

@@ -1,5 +1,6 @@
-"""Quarantine replay: once the cause is fixed, a quarantined message is read again and
-joins the log; one that still cannot be read stays where it is."""
+"""Quarantine replay: once the cause is fixed, a quarantined message, or a form logged
+for review because it could not be read, is read again and joins the log; one that still
+cannot be read stays as it is."""
 
 from __future__ import annotations
 
@@ -51,11 +52,17 @@ def test_a_form_fixed_by_new_labels_is_read_again_in_place(dovecot, smtp_sink, m
     dovecot.append(relabelled_form())
     path, _ = make_config(smtp_port=smtp_sink.port)
     assert main(["--config", str(path), "run", "--once"]) == 0
-    assert dovecot.folder_counts("Quarantine")["Quarantine"] == 1
+    # Logged for review (the clock runs on it), not quarantined as well.
+    assert dovecot.folder_counts("Quarantine", "Processed") == {"Quarantine": 0,
+                                                                "Processed": 1}
     capsys.readouterr()
     main(["--config", str(path), "messages", "list", "--json"])
     [message] = json.loads(capsys.readouterr().out)
-    assert message["disposition"] == "quarantined" and message["reference"]
+    assert message["disposition"] == "logged" and message["reference"]
+    # Replayed before the cause is fixed: still unreadable, and still replayable.
+    assert main(["--config", str(path), "messages", "replay", str(message["id"]),
+                 "--by", "Admin Ann"]) == 5
+    assert "still unreadable" in capsys.readouterr().out
 
     labels = "\n".join(f'{LABEL_KEYS[k]} = "{v}"' for k, v in RELABELLED.items())
     path, _ = make_config(smtp_port=smtp_sink.port, extra=f"[portal.labels]\n{labels}\n")
@@ -68,8 +75,12 @@ def test_a_form_fixed_by_new_labels_is_read_again_in_place(dovecot, smtp_sink, m
     assert entry["submitter"]["email"] == "sam.sample@example.net"
     assert entry["topic"] == "Visits"
     assert "visits start on a Sunday" in entry["concern_text"]
+    assert not any("could not be read" in p for p in entry["problems"])
     assert dovecot.folder_counts("Quarantine", "Processed") == {"Quarantine": 0,
                                                                 "Processed": 1}
+    # Read once: a second replay is refused.
+    assert main(["--config", str(path), "messages", "replay", str(message["id"]),
+                 "--by", "Admin Ann"]) == 5
 
 
 def test_a_message_still_unreadable_stays_quarantined(dovecot, make_config, capsys):

@@ -74,7 +74,8 @@ def show(context: Context, message_id: int, raw: bool) -> int:
 @click.option("--by", required=True)
 @pass_context
 def replay(context: Context, message_id: int, by: str) -> int:
-    """read a quarantined message again (after fixing the cause)"""
+    """read a quarantined message, or a form that could not be read, again (after
+    fixing the cause)"""
     from mailbot.ingest import quarantine
     from mailbot.ingest.pipeline import Pipeline
 
@@ -83,7 +84,7 @@ def replay(context: Context, message_id: int, by: str) -> int:
     with sessions() as session:
         done = quarantine.replay(session, config, pipeline.rules, message_id, by=by)
         session.commit()
-    if done.disposition == "quarantined":
+    if done.still_unreadable:
         print(f"message {message_id} is still unreadable: {done.reason}")
         return 5
     moved = quarantine.move_out_of_quarantine(config, done.message)

@@ -4,6 +4,13 @@ configuration in, an `Examined` out; no network, no database, never an exception
 recognise (what kind of message) -> parse (the form's fields, or a direct email's
 best effort) -> triage (how urgent, which categories). It imports nothing that stores
 or sends.
+
+A message is either logged or quarantined, never both. Quarantine is for a message that
+gives no log entry (not an email at all, or one the database refuses). A family's contact
+that could not be read properly (a portal form whose structure or base64 is broken, a
+message too large to read whole, a parser failure) is logged with what could be read,
+flagged `needs_review` with the problem, so that the 72-hour clock runs on it and staff
+see it; `mailbot messages replay` reads it again once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ class Examined:
     # For bounces: which of our emails failed.
     original_message_id: str | None = None
     bounced_recipients: tuple[str, ...] = ()
+    # Why a contact could not be read properly ("" when it could): logged for review.
+    problem: str = ""
 
 
 def triage_rules(config: Config) -> TriageRules:
@@ -127,21 +136,20 @@ def examine(
         examined.contact.flag(Flag.NEEDS_REVIEW)
         problem = problem or (
             f"larger than mailbox.max_message_bytes ({config.mailbox.max_message_bytes}); "
-            "only the header was read, the whole message is in the quarantine folder"
+            "only the header was read, the whole message is in the processed folder"
         )
         examined.contact.problems.append(problem)
-    if problem:
-        examined.disposition = Disposition.QUARANTINED
-        examined.reason = problem
-    else:
-        examined.reason = _logged_reason(recognition)
+    # Logged either way; a problem is the reason, and the contact is flagged for review.
+    examined.problem = problem
+    examined.reason = problem or _logged_reason(recognition)
     return examined
 
 
 def _parse_contact(
     msg: EmailMessage, recognition: Recognition, config: Config
 ) -> tuple[ParsedContact, str]:
-    """The log entry for a family's contact, and a problem that sends it to quarantine."""
+    """The log entry for a family's contact, and the problem (flagged `needs_review`)
+    that kept it from being read properly, if any."""
     try:
         if recognition.kind == MessageKind.PORTAL_FORM:
             try:

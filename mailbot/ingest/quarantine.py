@@ -1,13 +1,16 @@
-"""Quarantine replay: decides whether a quarantined message can now be read, and if so
-puts it through the pipeline again, as Mailman's `unshunt` does.
+"""Quarantine replay: decides whether a quarantined message, or a contact logged for
+review because it could not be read properly, can now be read, and if so puts it through
+the pipeline again, as Mailman's `unshunt` does.
 
-A message lands in quarantine when it could not be read or stored. Once the cause is
-fixed (a portal whose labels changed and now has them in `[portal.labels]`, a new
-mailbot version), `mailbot messages replay ID --by NAME` examines the kept bytes again:
-what is now a family's contact is logged, triaged and answered like any new one (one
-already logged from a broken form is read again in place, keeping its reference), and the
-mailbox's copy moves from Quarantine to Processed. A message that still cannot be read
-stays where it is, with the new reason.
+A message lands in quarantine when it gives no log entry (not an email, or one the
+database refused); a portal form whose structure is broken is logged for review instead
+(mailbot/ingest/examine.py). Once the cause is fixed (a portal whose labels changed and
+now has them in `[portal.labels]`, a new mailbot version), `mailbot messages replay ID
+--by NAME` examines the kept bytes again: what is now a family's contact is logged,
+triaged and answered like any new one (one already logged is read again in place,
+keeping its reference, clock and drafts), and a quarantined message's copy moves from
+Quarantine to Processed. A message that still cannot be read stays as it is, with the
+new reason.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from mailbot.ingest.examine import examine
 from mailbot.ingest.store import contact_fields, contact_row
 from mailbot.logs import event
 from mailbot.mailbox.fetch import Mailbox
+from mailbot.parsers.contact import Flag
 from mailbot.replies.respond import respond
 from mailbot.triage import TriageRules
 
@@ -41,6 +45,16 @@ class Replayed:
     disposition: str
     reason: str
     reference: str | None
+    still_unreadable: bool = False
+
+
+def rereadable(message: StoredMessage) -> bool:
+    """Quarantined, or logged from a contact that could not be read properly."""
+    if message.disposition == Disposition.QUARANTINED:
+        return True
+    contact = message.contact
+    return (message.disposition == Disposition.LOGGED and contact is not None
+            and Flag.NEEDS_REVIEW in contact.flags and message.reason in contact.problems)
 
 
 def replay(
@@ -49,18 +63,21 @@ def replay(
     message = session.get(StoredMessage, message_id)
     if message is None:
         raise ReplayError(f"no message {message_id}")
-    if message.disposition != Disposition.QUARANTINED:
-        raise ReplayError(f"message {message_id} is {message.disposition}, not quarantined")
+    if not rereadable(message):
+        raise ReplayError(f"message {message_id} is {message.disposition}, not quarantined "
+                          f"nor a contact that could not be read")
     if message.raw is None:
         raise ReplayError(f"message {message_id} was too large to keep: read it in the mailbox")
     if not by.strip():
         raise ReplayError("--by must name the member of staff")
     examined = examine(message.raw, config, rules=rules)
-    if examined.disposition == Disposition.QUARANTINED:
-        message.reason = f"replayed by {by}, still unreadable: {examined.reason}"[:2000]
+    if examined.disposition == Disposition.QUARANTINED or examined.problem:
+        if message.disposition == Disposition.QUARANTINED:
+            message.reason = f"replayed by {by}, still unreadable: {examined.reason}"[:2000]
         record_event(session, actor=by, action="message_replayed",
-                     detail={"message": message.id, "result": "still quarantined"})
-        return Replayed(message, message.disposition, examined.reason, None)
+                     detail={"message": message.id, "result": "still unreadable"})
+        return Replayed(message, message.disposition, examined.reason, None,
+                        still_unreadable=True)
     message.kind, message.verified = examined.kind, examined.verified
     message.recognition_reasons = list(examined.recognition_reasons)
     message.disposition = examined.disposition
