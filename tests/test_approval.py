@@ -195,7 +195,8 @@ def test_an_approval_from_a_shell_that_cannot_read_the_smtp_secret_is_queued(
 
     code, out, err = cli("drafts", "approve", str(draft["id"]), "--by", "Officer Smith")
     assert code == 0, err
-    assert "approved for" in out and "and queued: it will be sent when the mail server answers" in out
+    assert out == (f"draft {draft['id']} approved for {draft['reference']} and queued: it "
+                   f"will be sent when the mail server answers\n")
     assert cli.concern(draft["reference"])["response"] == NOT_YET_SENT
     assert smtp_sink.messages == []
 
