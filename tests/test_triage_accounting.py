@@ -59,6 +59,18 @@ def test_the_same_words_about_him_are_a_concern() -> None:
     assert tri("He says he is going to kill himself tonight").urgency == "immediate"
 
 
+def test_a_word_a_safety_rule_set_aside_is_explained_not_suspicious() -> None:
+    # "cracked" is a drugs word, but the drugs rule's own `unless` reads a cracked screen.
+    result = tri("His phone screen cracked in the van. Who does he claim from?")
+    assert not result.is_safer_custody
+    assert tri("He has been on the crack again. Can I send money?").is_safer_custody
+
+
+def test_the_department_the_text_names_comes_before_the_topic_chosen() -> None:
+    result = tri("Can he see the imam about Friday prayers?", topic="Something else")
+    assert result.categories[0] == "chaplaincy"
+
+
 def test_emoji_are_read_as_words_and_an_unknown_one_is_not_accounted_for() -> None:
     assert tri("💊💊💊 goodnight mum").urgency == "immediate"
     assert tri("he's been a bit 😔 lately, could someone see how he's doing").is_safer_custody

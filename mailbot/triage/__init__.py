@@ -46,7 +46,7 @@ from mailbot.triage.language import (
     load_languages,
     read_folded,
 )
-from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
+from mailbot.triage.matching import Match, combine, dismissed, excerpt, find, lower, negate
 from mailbot.triage.phrases import TriageRulesError
 from mailbot.triage.reading import clean_text, read, stem
 from mailbot.triage.rules import TriageRules
@@ -134,7 +134,8 @@ def triage(
             reasons.append(f"negated: {excerpt(words, m.negated_by, m.end)} "
                            f"(rule {m.signal.name}, ignored)")
 
-    accounted = account(words, matches, rules.accounting, names, rules.negation.negators)
+    accounted = account(words, matches, rules.accounting, names, rules.negation.negators,
+                        dismissed(words, rules))
     if not levels and accounted.unknown_topic:
         # Words no rule explains: when in doubt it is a safety concern, and a person
         # decides; it is never signposted away on one routine word.

@@ -56,6 +56,7 @@ def account(
     accounting: Accounting,
     names: Iterable[str] = (),
     negators: frozenset[str] = frozenset(),
+    dismissed: Iterable[tuple[int, int]] = (),
 ) -> Account:
     live = [m for m in matches if m.negated_by is None]
     enquiry_positions: set[int] = set()
@@ -71,6 +72,8 @@ def account(
     for m in matches:
         if m.negated_by is not None:
             explained.update(range(min(m.negated_by, m.start), m.end + 1))
+    for start, end in dismissed:  # a safety rule's own `unless` set these words aside
+        explained.update(range(start, end + 1))
     known_names = {n.lower() for name in names for n in name.replace("-", " ").split()}
     unaccounted: list[str] = []
     unknown_topic: list[str] = []

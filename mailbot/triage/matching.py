@@ -9,7 +9,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mailbot.triage.categories import ENQUIRY, IDIOM, RANK
+from mailbot.triage.categories import ENQUIRY, IDIOM, RANK, SAFETY_LEVELS
 from mailbot.triage.reading import CLAUSE, SENTENCE, Words
 from mailbot.triage.rules import Combination, Lower, Negation, Signal, TriageRules
 
@@ -46,28 +46,53 @@ def spans(pattern: re.Pattern[str], string: str, starts: list[int]) -> Iterable[
 
 def find(words: Words, rules: TriageRules) -> list[Match]:
     found: list[Match] = []
-    present = {f"s:{s}" for s in words.stems} | {f"p:{p}" for p in words.plains}
-    if any(p.isdigit() for p in words.plains):
-        present.add("#")
+    present = _present(words)
     for signal in rules.signals:
-        hits: list[tuple[int, int]] = []
-        if signal.phrases is not None and (not signal.words.isdisjoint(present) or (
-                signal.prefixes and any(p.startswith(signal.prefixes) for p in words.plains))):
-            hits.extend(spans(signal.phrases, words.joined, words.joined_starts))
-        if signal.regex is not None:
-            hits.extend(spans(signal.regex, words.plain, words.plain_starts))
-        if not hits:
-            continue
-        if signal.unless is not None:
-            blocked = list(spans(signal.unless, words.joined, words.joined_starts))
-            hits = [h for h in hits if not any(a <= h[1] and h[0] <= b for a, b in blocked)]
-        found.extend(Match(signal, a, b, signal.level) for a, b in dict.fromkeys(hits))
+        hits, _ = _hits(signal, words, present)
+        found.extend(Match(signal, a, b, signal.level) for a, b in hits)
     idioms = [m for m in found if m.level == IDIOM]
     if idioms:
         found = [m for m in found if m.level in (IDIOM, ENQUIRY) or not any(
             i.start <= m.end and m.start <= i.end for i in idioms)]
     found.sort(key=lambda m: (m.start, -m.end))
     return found
+
+
+def dismissed(words: Words, rules: TriageRules) -> list[tuple[int, int]]:
+    """Word spans a safety rule found and its own `unless` then set aside ("the screen's
+    cracked" is not crack cocaine): explained words, as a figure of speech's are."""
+    present = _present(words)
+    found: list[tuple[int, int]] = []
+    for signal in rules.signals:
+        if signal.unless is not None and signal.level in SAFETY_LEVELS:
+            found.extend(_hits(signal, words, present)[1])
+    return found
+
+
+def _present(words: Words) -> set[str]:
+    present = {f"s:{s}" for s in words.stems} | {f"p:{p}" for p in words.plains}
+    if any(p.isdigit() for p in words.plains):
+        present.add("#")
+    return present
+
+
+def _hits(
+    signal: Signal, words: Words, present: set[str]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The word spans where the signal's phrases match: those kept, and those its
+    `unless` phrases cancel."""
+    hits: list[tuple[int, int]] = []
+    if signal.phrases is not None and (not signal.words.isdisjoint(present) or (
+            signal.prefixes and any(p.startswith(signal.prefixes) for p in words.plains))):
+        hits.extend(spans(signal.phrases, words.joined, words.joined_starts))
+    if signal.regex is not None:
+        hits.extend(spans(signal.regex, words.plain, words.plain_starts))
+    hits = list(dict.fromkeys(hits))
+    if not hits or signal.unless is None:
+        return hits, []
+    blocking = list(spans(signal.unless, words.joined, words.joined_starts))
+    blocked = [h for h in hits if any(a <= h[1] and h[0] <= b for a, b in blocking)]
+    return [h for h in hits if h not in blocked], blocked
 
 
 def negate(matches: list[Match], words: Words, negation: Negation) -> None:
