@@ -83,16 +83,23 @@ def draft_text(cli, draft_id: int) -> str:  # type: ignore[no-untyped-def]
     return out.split("\n\n", 1)[1]
 
 
-def clock_running(cli, reference: str) -> bool:  # type: ignore[no-untyped-def]
-    """Whether the deadline check, 70 hours on, still counts this concern as unanswered."""
+def digest_70_hours_on(cli) -> str:  # type: ignore[no-untyped-def]
+    """The safety team's deadline digest as the check would write it 70 hours on ("" when
+    no concern would be in it). Nothing is sent: the check is rolled back."""
     config = load(cli.path)
     engine = db.make_engine(config.database.url)
     with db.session_factory(engine)() as session:
-        crossed = deadlines.check(session, config, now=utcnow() + timedelta(hours=70))
-        references = {c.contact.reference for c in crossed}
-        session.rollback()  # look, do not alert
+        later = utcnow() + timedelta(hours=70)
+        crossed = deadlines.check(session, config, now=later)
+        text = deadlines.digest(config, crossed, later).text if crossed else ""
+        session.rollback()
     engine.dispose()
-    return reference in references
+    return text
+
+
+def clock_running(cli, reference: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the deadline check, 70 hours on, still counts this concern as unanswered."""
+    return reference in digest_70_hours_on(cli)
 
 
 # --- Approval from the command line --------------------------------------------------
@@ -157,6 +164,8 @@ def test_an_approval_while_smtp_is_down_is_queued_and_the_clock_runs_until_it_is
     assert concern["responded_at"] is None and concern["status"] == "new"
     assert concern["drafts"][0]["state"] == NOT_YET_SENT
     assert clock_running(cli, reference)
+    assert f"draft {draft['id']} (ack_no_consent) approved, not yet sent" in (
+        digest_70_hours_on(cli))
 
     # A pass that cannot reach the mail server says so, in one line, and fails.
     code, out, err = cli("run", "--once")
@@ -214,6 +223,27 @@ def test_an_approval_sent_at_once_says_so_and_answers_the_concern(dovecot, smtp_
     assert out == f"draft {draft['id']} approved for {draft['reference']} and sent\n"
     concern = cli.concern(draft["reference"])
     assert concern["responded_by"] == "Officer Smith" and concern["status"] == "responded"
+
+
+def test_an_approval_the_mail_server_refuses_says_so_until_a_phone_call_is_recorded(
+    dovecot, smtp_sink, cli
+):
+    draft = logged_concern(dovecot, cli)
+    smtp_sink.replies.append("550 5.1.1 no such mailbox here")
+    code, out, _ = cli("drafts", "approve", str(draft["id"]), "--by", "Officer Smith")
+    assert code == 1
+    assert out.startswith(f"draft {draft['id']} approved for {draft['reference']}, but not "
+                          "sent: 550")
+    assert f"mailbot concerns respond {draft['reference']}" in out
+    [row] = cli.drafts()
+    assert row["state"].startswith("approved, not sent: 550")
+    concern = cli.concern(draft["reference"])
+    assert concern["responded_at"] is None and concern["response"].startswith("approved, not")
+    assert clock_running(cli, draft["reference"])
+    assert cli("concerns", "respond", draft["reference"], "--by", "Officer Smith",
+               "--method", "phone", "--note", "rang Jane")[0] == 0
+    assert cli.drafts() == []
+    assert cli.concern(draft["reference"])["responded_by"] == "Officer Smith"
 
 
 # --- Approval from Outlook: the Sent folder -------------------------------------------

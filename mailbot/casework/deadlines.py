@@ -33,6 +33,7 @@ from mailbot.db.models import Contact, ContactAlert, utcnow
 from mailbot.parsers.contact import ContactStatus
 from mailbot.replies.actions import Action, Digest, Notice, Passed, Persistent, apply
 from mailbot.replies.consent import ConsentError, contact_key
+from mailbot.replies.drafts import state_of
 from mailbot.replies.outbox import Kind
 from mailbot.replies.policy import render_alert
 from mailbot.replies.render import format_london_time
@@ -168,14 +169,14 @@ def _digest_entry(crossing: Crossing, config: Config) -> dict[str, str]:
     contact = crossing.contact
     left = crossing.hours_left
     drafts = [d for d in contact.drafts if d.status == "draft"]
-    approved = [d for d in contact.drafts if d.status == "approved"]
+    approved = [d for d in contact.drafts if d.status == "approved"]  # not yet sent
     return {
         "reference": contact.reference,
         "received": format_london_time(contact.received_at),
         "when": f"{left:.1f} hours left" if left > 0 else f"overdue by {-left:.1f} hours",
         "urgency": contact.urgency,
         "holder": (
-            f"draft {approved[0].id} ({approved[0].template}) approved, not yet sent"
+            f"draft {approved[0].id} ({approved[0].template}) {state_of(approved[0])}"
             if approved
             else f"draft {drafts[0].id} ({drafts[0].template}) awaiting approval"
             if drafts
@@ -299,7 +300,10 @@ def record_phone_response(
     if contact.status != CLOSED:
         contact.status = ContactStatus.RESPONDED
     for draft in contact.drafts:
-        if draft.status == "draft":
+        # An open draft, or an approved one the mail server refused, is now done with.
+        refused = draft.status == "approved" and draft.email is not None and (
+            draft.email.status in ("failed", "suppressed"))
+        if draft.status == "draft" or refused:
             draft.status, draft.decided_by, draft.decided_at = "superseded", by, now
     record_event(session, actor=by, action="response_recorded", contact_id=contact.id,
                  detail={"method": method, "note": note})

@@ -206,7 +206,7 @@ class SentItem:
 
     message_id: str
     subject: str
-    recipients: tuple[str, ...]  # To and Cc addresses, lower-cased
+    recipients: tuple[str, ...]  # To, Cc and Bcc addresses, lower-cased
     text: str
     officer: str  # who sent it: a person, else SHARED_MAILBOX
     sent_at: datetime
@@ -218,7 +218,7 @@ class SentItem:
             message_id=header_text(msg, "Message-ID").strip(),
             subject=header_text(msg, "Subject"),
             recipients=tuple(
-                address.lower() for name in ("To", "Cc")
+                address.lower() for name in ("To", "Cc", "Bcc")
                 for _, address in header_addresses(msg, name) if address
             ),
             text=body.plain if body.plain is not None else html_to_text(body.html or ""),
