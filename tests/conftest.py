@@ -1,5 +1,6 @@
 """Fixtures that start real servers: Dovecot (IMAP), aiosmtpd (SMTP) and PostgreSQL
-databases, each on loopback and thrown away after the test."""
+databases, each on loopback and thrown away after the test; for OAuth2, a token provider
+over HTTPS, a Dovecot that asks it about tokens and an SMTP server that takes only them."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from mailbot.devtools.devservers import (
     throwaway_postgres_database,
     write_config,
 )
+from mailbot.devtools.tokenserver import OAuth2SmtpSink, TokenServer
 
 REPO = Path(__file__).resolve().parent.parent
 # The repository's own test data: sample messages and real-world automatic mail
@@ -40,6 +42,52 @@ def dovecot() -> Iterator[Dovecot]:
     server = Dovecot.start()
     yield server
     server.destroy()
+
+
+@pytest.fixture
+def ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A certificate authority for this test only, trusted by urllib, msal and google-auth."""
+    import trustme
+
+    authority = trustme.CA()
+    bundle = tmp_path / "test-ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    return authority
+
+
+@pytest.fixture
+def provider(ca) -> Iterator[TokenServer]:  # type: ignore[no-untyped-def]
+    """The OAuth2 provider (mailbot/devtools/tokenserver.py), over HTTP and HTTPS; no token
+    mailbot cached for another test's provider is kept."""
+    from mailbot.mailbox import signin
+
+    signin.forget_tokens()
+    server = TokenServer(ca=ca).start()
+    yield server
+    server.stop()
+    signin.forget_tokens()
+
+
+@pytest.fixture
+def oauth2_dovecot(provider: TokenServer) -> Iterator[Dovecot]:
+    """Dovecot that also takes XOAUTH2 and OAUTHBEARER, asking `provider` about each token."""
+    if not dovecot_available():
+        pytest.skip("Dovecot is not installed: run ./scripts/test, which installs it")
+    server = Dovecot.start(oauth2_introspection_url=provider.introspection_url)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def oauth2_smtp(provider: TokenServer) -> Iterator[OAuth2SmtpSink]:
+    """An SMTP server that takes only AUTH XOAUTH2 with a token `provider` issued."""
+    for chatty in ("mail.log", "aiosmtpd"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    sink = OAuth2SmtpSink.start_for(provider)
+    yield sink
+    sink.stop()
 
 
 @pytest.fixture

@@ -16,13 +16,14 @@ from mailbot.devtools.devservers import config_text
 
 # Every group's verbs, as README.md's "Using it" lists them: scripts rely on these.
 VERBS = {
-    (): ["concerns", "config", "consent", "db", "drafts", "export", "messages", "report",
-         "retention", "run", "status", "templates"],
+    (): ["concerns", "config", "consent", "db", "drafts", "export", "mailbox", "messages",
+         "report", "retention", "run", "status", "templates"],
     ("concerns",): ["action", "close", "respond", "show"],
     ("config",): ["check"],
     ("consent",): ["grant", "list", "restrict", "withdraw"],
     ("db",): ["upgrade"],
     ("drafts",): ["approve", "list", "redraft", "reject", "show"],
+    ("mailbox",): ["check"],
     ("messages",): ["list", "replay", "show"],
     ("templates",): ["check", "preview"],
 }
@@ -119,6 +120,14 @@ def test_service_status_of_a_mailbox_never_polled_exits_1(runner, config_path):
     assert result.exit_code == 1, result.output
     assert "UNHEALTHY: no successful poll" in result.stdout
     assert result.stdout.endswith("status: unhealthy\n")
+
+
+def test_mailbox_check_of_a_mailbox_not_there_exits_3_in_one_line(runner, config_path):
+    result = runner.invoke(cli, ["--config", str(config_path), "mailbox", "check"])
+    assert result.exit_code == 3, result.output
+    said = [line for line in result.stderr.splitlines() if line.startswith("mailbot: ")]
+    assert len(said) == 1 and said[0].startswith("mailbot: cannot reach the mailbox at "
+                                                 "127.0.0.1:1 (")
 
 
 def test_messages_list_of_an_empty_log_is_an_empty_json_list(runner, config_path):

@@ -14,11 +14,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import trustme
 
 from mailbot import config as config_module
-from mailbot.devtools.devservers import Dovecot, dovecot_available
-from mailbot.devtools.tokenserver import TENANT, OAuth2SmtpSink, ServiceAccount, TokenServer
+from mailbot.devtools.tokenserver import TENANT, ServiceAccount, TokenServer
 from mailbot.errors import ConfigError, SignInError
 from mailbot.mailbox import signin
 from mailbot.mailbox.fetch import Mailbox
@@ -29,25 +27,7 @@ MAILBOX = "safercustody@prison.example"  # the test Dovecot's user
 SECRET = "client-secret-7f3a9"
 
 
-# --- The servers ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def ca(tmp_path, monkeypatch):
-    """A certificate authority for this test only, trusted by urllib, msal and google-auth."""
-    authority = trustme.CA()
-    bundle = tmp_path / "test-ca.pem"
-    authority.cert_pem.write_to_path(str(bundle))
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    return authority
-
-
-@pytest.fixture
-def provider(ca):
-    server = TokenServer(ca=ca).start()
-    yield server
-    server.stop()
+# --- The servers (tests/conftest.py: ca, provider, oauth2_dovecot, oauth2_smtp) -------------
 
 
 @pytest.fixture(autouse=True)
@@ -55,22 +35,6 @@ def fresh_tokens():
     signin.forget_tokens()
     yield
     signin.forget_tokens()
-
-
-@pytest.fixture
-def oauth2_dovecot(provider):
-    if not dovecot_available():
-        pytest.skip("Dovecot is not installed: run ./scripts/test, which installs it")
-    server = Dovecot.start(oauth2_introspection_url=provider.introspection_url)
-    yield server
-    server.destroy()
-
-
-@pytest.fixture
-def oauth2_smtp(provider):
-    sink = OAuth2SmtpSink.start_for(provider)
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The `mailbot` command line: stable verbs that scripts, systemd and staff rely on.
 
 A click group with one module per area: service (run, status), messages, reports
-(export, report), consent, drafts, concerns, templates, admin (config, db, retention).
+(export, report), consent, drafts, concerns, templates, admin (config, db, retention),
+mailbox (check).
 Each module's `COMMANDS` are added to the top-level group, and every verb is given a
 `Context` (the configuration, and sessions on the database opened on first use) as
 click's `ctx.obj`.
@@ -22,12 +23,22 @@ from typing import IO, Any
 import click
 
 from mailbot import __version__
-from mailbot.cli import admin, concerns, consent, drafts, messages, reports, service, templates
+from mailbot.cli import (
+    admin,
+    concerns,
+    consent,
+    drafts,
+    mailbox,
+    messages,
+    reports,
+    service,
+    templates,
+)
 from mailbot.cli.context import Context
 from mailbot.errors import DatabaseError, MailbotError
 from mailbot.logs import setup as setup_logging
 
-AREAS = (service, messages, reports, consent, drafts, templates, concerns, admin)
+AREAS = (service, messages, reports, consent, drafts, templates, concerns, admin, mailbox)
 
 
 class Failure(click.ClickException):

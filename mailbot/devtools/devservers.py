@@ -59,13 +59,19 @@ class Dovecot:
     # Also sign in with OAuth2 (XOAUTH2, OAUTHBEARER): Dovecot's oauth2 passdb asks this
     # RFC 7662 endpoint (mailbot/devtools/tokenserver.py) whether each token is good.
     oauth2_introspection_url: str = ""
+    # Folders that exist from the start with a SPECIAL-USE flag (RFC 6154), named as a
+    # real server names them ({"Sent Items": "\\Sent"} for Exchange); else Drafts and Sent
+    # are flagged but made only when first used.
+    special_folders: dict[str, str] | None = None
 
     @classmethod
     def start(cls, root: Path | None = None, port: int | None = None,
-              oauth2_introspection_url: str = "") -> Dovecot:
+              oauth2_introspection_url: str = "",
+              special_folders: dict[str, str] | None = None) -> Dovecot:
         root = Path(root or tempfile.mkdtemp(prefix="mailbot-dovecot-"))
         server = cls(root=root, port=port or free_port(),
-                     oauth2_introspection_url=oauth2_introspection_url)
+                     oauth2_introspection_url=oauth2_introspection_url,
+                     special_folders=special_folders)
         server._write_config()
         server._spawn()
         return server
@@ -103,6 +109,11 @@ class Dovecot:
                 f"  args = {self.root}/oauth2.conf.ext\n}}\n"
                 "auth_failure_delay = 0\n"
             )
+        folders = "".join(
+            f'  mailbox "{name}" {{\n    special_use = {flag}\n    auto = create\n  }}\n'
+            for name, flag in (self.special_folders or {}).items()
+        ) or "  mailbox Drafts {\n    special_use = \\Drafts\n  }\n" \
+             "  mailbox Sent {\n    special_use = \\Sent\n  }\n"
         self.config_path.write_text(
             f"""
 protocols = imap
@@ -133,13 +144,7 @@ passdb {{
 namespace inbox {{
   inbox = yes
   separator = /
-  mailbox Drafts {{
-    special_use = \\Drafts
-  }}
-  mailbox Sent {{
-    special_use = \\Sent
-  }}
-}}
+{folders}}}
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1

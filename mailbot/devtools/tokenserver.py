@@ -351,12 +351,13 @@ class OAuth2SmtpSink(SmtpSink):
         from aiosmtpd.controller import Controller
 
         sink = cls(port=free_port(), provider=provider)
-        with warnings.catch_warnings():  # AUTH without TLS: on loopback, for tests
-            warnings.simplefilter("ignore", UserWarning)
-            sink.controller = Controller(_OAuth2Handler(sink), hostname="127.0.0.1",
-                                         port=sink.port, auth_required=True,
-                                         auth_require_tls=False)
-            sink.controller.start()
+        # AUTH without TLS, said on every connection: on loopback, for tests, it is meant.
+        warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS",
+                                UserWarning)
+        sink.controller = Controller(_OAuth2Handler(sink), hostname="127.0.0.1",
+                                     port=sink.port, auth_required=True,
+                                     auth_require_tls=False)
+        sink.controller.start()
         return sink
 
 

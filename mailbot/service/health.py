@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.casework.deadlines import hours_left, is_open
 from mailbot.config import Config
 from mailbot.db.models import Contact, Draft, MailboxState, OutboxEmail, utcnow
-from mailbot.errors import SignInError
+from mailbot.errors import MailboxError, SignInError, describe
 from mailbot.logs import event
 from mailbot.mailbox.fetch import Mailbox
 from mailbot.mailbox.smtp import SmtpConnection
@@ -140,6 +140,42 @@ def _probe_smtp(config: Config, report: Report) -> None:
         report.problems.append(f"mail server sign-in failed: {exc}")
     except (OSError, smtplib.SMTPException) as exc:
         report.problems.append(f"mail server unreachable: {exc.__class__.__name__}: {exc}")
+
+
+def mailbox_check(config: Config) -> Report:
+    """`mailbot mailbox check`: sign in to the mailbox and the mail server as configured
+    and survey the folders mailbot will use. Sends nothing, writes nothing. A sign-in that
+    fails raises its error (exit code 3); a folder problem makes the report unhealthy."""
+    from mailbot.mailbox import folders
+
+    report = Report(healthy=True)
+    settings = config.mailbox
+    with Mailbox.connect(settings, sleep=lambda _: None) as mailbox:
+        report.lines.append(f"mailbox: signed in to {settings.host}:{settings.port} as "
+                            f"{settings.username} ({_method(settings.auth, settings.oauth2)})")
+        checks = folders.survey(config, mailbox)
+    smtp = config.smtp
+    try:
+        SmtpConnection(config).close()
+    except (OSError, smtplib.SMTPException) as exc:
+        raise MailboxError(f"the mail server at {smtp.host}:{smtp.port} refused or could not "
+                           f"be reached ({describe(exc)}); check [smtp]") from exc
+    report.lines.append(
+        f"mail server: signed in to {smtp.host}:{smtp.port} as {smtp.login} "
+        f"({_method(smtp.auth, config.smtp_oauth2)})" if smtp.login
+        else f"mail server: connected to {smtp.host}:{smtp.port} (no sign-in configured)")
+    report.lines.append("folders:")
+    for check in checks:
+        report.lines.append("  " + check.line())
+        if check.problem:
+            report.problems.append(f"{check.use} folder: {check.problem}")
+    report.lines.append("nothing was sent")
+    report.healthy = not report.problems
+    return report
+
+
+def _method(auth: str, oauth2: Any) -> str:
+    return f"OAuth2, {oauth2.provider}" if auth == "oauth2" and oauth2 is not None else auth
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
