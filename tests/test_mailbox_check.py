@@ -110,3 +110,43 @@ def test_check_with_a_refused_sign_in_exits_3_in_one_line(
     assert main(["--config", str(path), "mailbox", "check"]) == 3
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mailbot:")]
     assert len(err) == 1 and "refused the OAuth2 access token for" in err[0]
+
+
+def test_status_says_when_drafts_are_taken_but_nothing_shows_up_in_sent(
+    dovecot, smtp_sink, make_config
+):
+    """Staff sent mailbot's draft from Outlook (it is gone from Drafts), and Exchange filed
+    the sent copy in their own Sent Items: mailbot never sees the response."""
+    from datetime import timedelta
+
+    from mailbot import db
+    from mailbot.db.models import Draft, utcnow
+    from mailbot.ingest.pipeline import Pipeline
+    from mailbot.service import health
+    from tests.conftest import sample_bytes
+
+    _, config = make_config(smtp_port=smtp_sink.port)
+    engine = db.make_engine(config.database.url)
+    db.upgrade(engine)
+    sessions = db.session_factory(engine)
+    dovecot.append(sample_bytes("01-portal-safety-multipart.eml"))
+    Pipeline(config, sessions).run_once()
+    assert dovecot.folder_counts("Drafts") == {"Drafts": 1}
+    with sessions() as session:
+        for draft in session.query(Draft):
+            draft.created_at = utcnow() - timedelta(days=3)
+        session.commit()
+
+    def problems() -> list[str]:
+        return [p for p in health.status(config, sessions).problems if "draft(s)" in p]
+
+    assert problems() == []  # still in Drafts: nobody has taken it
+    with dovecot.mailbox() as box:
+        box.folder.set("Drafts")
+        box.delete(box.uids("ALL"))  # Outlook sent it, from the officer's own mailbox
+    assert problems() == [
+        "1 draft(s) mailbot placed in 'Drafts' over 2 days ago are gone from it, yet nothing "
+        "staff sent has been found in 'Sent' since: if staff send as the shared mailbox from "
+        "Outlook, have Exchange keep a copy there (Set-Mailbox -MessageCopyForSentAsEnabled "
+        "$true, docs/microsoft-365.md) or approve with `mailbot drafts approve`"]
+    engine.dispose()

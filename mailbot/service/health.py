@@ -68,7 +68,7 @@ def status(config: Config, sessions: sessionmaker[Session], *, probe: bool = Tru
         _outbox_lines(session, report)
         _concern_lines(session, config, report, now)
     if probe:
-        _probe_mailbox(config, report)
+        _probe_mailbox(config, report, sessions)
         _probe_smtp(config, report)
     report.healthy = not report.problems
     return report
@@ -112,7 +112,8 @@ def _concern_lines(session: Session, config: Config, report: Report, now: dateti
             report.lines.append(f"  {reference}: {left:+.1f} hours")
 
 
-def _probe_mailbox(config: Config, report: Report) -> None:
+def _probe_mailbox(config: Config, report: Report,
+                   sessions: sessionmaker[Session] | None = None) -> None:
     settings = config.mailbox
     try:
         mailbox = Mailbox.connect(settings, sleep=lambda _: None)
@@ -130,6 +131,57 @@ def _probe_mailbox(config: Config, report: Report) -> None:
             else:
                 counts.append(f"{folder} 0")
         report.lines.append("mailbox: " + ", ".join(counts))
+        if sessions is not None:
+            _drafts_taken_unseen(config, sessions, mailbox, report)
+
+
+# Drafts placed in the mailbox this long ago and gone from Drafts, with nothing staff sent
+# found in Sent since: the sign that Outlook files what staff send elsewhere.
+DRAFTS_TAKEN_AFTER = timedelta(days=2)
+DRAFTS_LOOKED_UP = 20  # a header search each, on every `status`
+
+
+def _drafts_taken_unseen(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox,
+                         report: Report) -> None:
+    """Staff took mailbot's drafts out of Drafts (sent them from Outlook, most likely) but
+    no staff mail has turned up in Sent: Exchange files mail sent as a shared mailbox in
+    the sender's own Sent Items unless the mailbox keeps a copy, and then mailbot never
+    sees the response and the concern's clock keeps running."""
+    from mailbot.casework.audit import MAILBOT
+    from mailbot.db.models import AuditEvent
+    from mailbot.mailbox.mail_client import STAFF_MAIL
+
+    if not config.drafts.mailbox_drafts:
+        return
+    cutoff = utcnow() - DRAFTS_TAKEN_AFTER
+    with sessions() as session:
+        placed = session.execute(
+            select(Draft.message_id, Draft.created_at)
+            .where(Draft.status == "draft", Draft.mailbox_copy == "placed",
+                   Draft.created_at <= cutoff)
+            .order_by(Draft.created_at.desc()).limit(DRAFTS_LOOKED_UP)
+        ).all()
+        if not placed:
+            return
+        since = min(created for _, created in placed)
+        found = session.scalar(
+            select(func.count()).select_from(AuditEvent)
+            .where(AuditEvent.at >= since, AuditEvent.actor != MAILBOT,
+                   AuditEvent.action.in_(("draft_sent", STAFF_MAIL)))
+        )
+    folder = config.drafts.drafts_folder
+    if found or not mailbox.client.folder.exists(folder):
+        return
+    taken = [mid for mid, _ in placed if not mailbox.uids_with_message_id(folder, mid)]
+    if taken:
+        report.problems.append(
+            f"{len(taken)} draft(s) mailbot placed in {folder!r} over "
+            f"{DRAFTS_TAKEN_AFTER.days} days ago are gone from it, yet nothing staff sent "
+            f"has been found in {config.mailbox.sent_folder!r} since: if staff send as the "
+            f"shared mailbox from Outlook, have Exchange keep a copy there (Set-Mailbox "
+            f"-MessageCopyForSentAsEnabled $true, docs/microsoft-365.md) or approve with "
+            f"`mailbot drafts approve`"
+        )
 
 
 def _probe_smtp(config: Config, report: Report) -> None:
