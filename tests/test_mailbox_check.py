@@ -150,3 +150,17 @@ def test_status_says_when_drafts_are_taken_but_nothing_shows_up_in_sent(
         "Outlook, have Exchange keep a copy there (Set-Mailbox -MessageCopyForSentAsEnabled "
         "$true, docs/microsoft-365.md) or approve with `mailbot drafts approve`"]
     engine.dispose()
+
+
+def test_a_folder_the_server_will_not_create_is_said_in_one_line_with_exit_3(
+    dovecot, smtp_sink, make_config, capsys
+):
+    path, _ = make_config(smtp_port=smtp_sink.port, mailbox_extra='processed_folder = "~Done"')
+    assert main(["--config", str(path), "run", "--once"]) == 3
+    said = [line for line in capsys.readouterr().err.splitlines()
+            if line.startswith("mailbot: ")]
+    assert len(said) == 1, said
+    assert said[0].startswith("mailbot: the mailbox will not let mailbot create the folder "
+                              "'~Done' ([CANNOT] Invalid mailbox name: Begins with '~'")
+    assert said[0].endswith("; create it by hand, or name a folder that exists "
+                            "(`mailbot mailbox check` lists them)")

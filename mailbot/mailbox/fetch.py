@@ -144,10 +144,14 @@ class Mailbox:
                 continue
             try:
                 self.client.folder.create(name)
-            except MailboxFolderCreateError:
+            except MailboxFolderCreateError as exc:
                 # Another connection (ours or a person's) may have made it meanwhile.
                 if not self.client.folder.exists(name):
-                    raise
+                    raise MailboxError(
+                        f"the mailbox will not let mailbot create the folder {name!r} "
+                        f"({_reply(exc)}); create it by hand, or name a folder that exists "
+                        f"(`mailbot mailbox check` lists them)"
+                    ) from exc
                 continue
             event(log, logging.INFO, "mailbox_folder_created", folder=name)
 
@@ -266,6 +270,15 @@ def _close_quietly(client: MailBox) -> None:
         client.logout()
     except (ImapToolsError, *TRANSIENT_ERRORS, imaplib.IMAP4.error):
         pass
+
+
+def _reply(exc: ImapToolsError) -> str:
+    """The server's words from a refused command, for a message."""
+    result = getattr(exc, "command_result", None)
+    data = result[1] if isinstance(result, tuple) and len(result) > 1 else None
+    line = data[0] if isinstance(data, list) and data else data
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line or "")
+    return " ".join(text.split())[:160] or exc.__class__.__name__
 
 
 def _uid_set(uids: Iterable[int]) -> str:
