@@ -378,6 +378,8 @@ class StateSettings:
 @dataclass(frozen=True, config=_SECTION)
 class DatabaseSettings:
     url: Annotated[StrictStr, AfterValidator(_database_url)]
+    # How long a write waits for SQLite's lock before it fails (PostgreSQL locks rows).
+    lock_timeout_seconds: Count = 10
 
 
 @dataclass(frozen=True, config=_SECTION)

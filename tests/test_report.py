@@ -4,7 +4,6 @@ family's words escaped; and, where Chromium is installed, a look at it as a pers
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET

@@ -208,7 +208,8 @@ def test_permanent_smtp_failure_marks_the_reply_failed(
     assert entry["replies"][0]["status"] == "failed"
 
 
-@pytest.mark.parametrize("where", ["before_smtp", "after_smtp_accept"])
+# Every step of sending, the window included, is in tests/test_exactly_once.py.
+@pytest.mark.parametrize("where", ["before_smtp", "after_mark_sent"])
 def test_kill_during_sending_then_a_new_run_delivers_exactly_once(
     dovecot, smtp_sink, configured, where
 ):

@@ -39,7 +39,8 @@ class Context:
         if self._sessions is None:
             from mailbot import db
 
-            engine = db.make_engine(self.config.database.url)
+            engine = db.make_engine(self.config.database.url,
+                                    self.config.database.lock_timeout_seconds)
             db.upgrade(engine)
             self._sessions = db.session_factory(engine)
         return self._sessions

@@ -22,24 +22,27 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 SCHEMA_HEAD = "0007"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, lock_timeout_seconds: float = 10) -> Engine:
+    """The engine for URL. LOCK_TIMEOUT_SECONDS is how long a write waits for SQLite's
+    lock (held by another writer) before it fails: `[database] lock_timeout_seconds`."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) not in ("", ":memory:"):
             path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        milliseconds = int(lock_timeout_seconds * 1000)
+
+        def sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            # WAL lets `mailbot status` and exports read while the daemon writes.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={milliseconds}")
+            cursor.close()
+
+        event.listen(engine, "connect", sqlite_pragmas)
     return engine
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-    cursor = dbapi_connection.cursor()
-    # WAL lets `mailbot status` and exports read while the daemon writes.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:

@@ -87,7 +87,7 @@ def what_happened(config: Config) -> list[str]:
     from mailbot import db
     from mailbot.db.models import Contact, Draft, OutboxEmail, StoredMessage
 
-    engine = db.make_engine(config.database.url)
+    engine = db.make_engine(config.database.url, config.database.lock_timeout_seconds)
     try:
         with db.session_factory(engine)() as session:
             def count(model, *where) -> int:  # type: ignore[no-untyped-def]

@@ -223,12 +223,14 @@ class SmtpSink:
     """A real SMTP server on loopback that keeps every message it accepts.
 
     `replies` queues SMTP status lines to answer DATA with (e.g. "451 try later"),
-    one per message, before reverting to accepting.
+    one per message, before reverting to accepting. `on_data`, if set, is called with
+    each message's bytes before it is answered (to make something fail at that moment).
     """
 
     port: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    on_data: Any = None
     controller: Any = None
 
     @classmethod
@@ -254,6 +256,8 @@ class _SinkHandler:
         self.sink = sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        if self.sink.on_data is not None:
+            self.sink.on_data(bytes(envelope.content))
         if self.sink.replies:
             return self.sink.replies.pop(0)
         self.sink.messages.append(

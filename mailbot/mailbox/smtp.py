@@ -30,7 +30,36 @@ class SmtpConnection:
         signin.smtp_login(self.client, config)  # password or OAuth2, as [smtp] says
 
     def send(self, raw: bytes, recipient: str) -> None:
-        self.client.sendmail(self.settings.from_address, [recipient], raw)
+        self.offer(recipient)
+        self.hand_over(raw)
+
+    def offer(self, recipient: str) -> None:
+        """MAIL FROM and RCPT TO. The server may refuse here, and nothing is delivered
+        yet: the outbox records that the data is going only once both are accepted."""
+        sender = self.settings.from_address
+        self.client.ehlo_or_helo_if_needed()
+        code, reply = self.client.mail(sender)
+        if code != 250:
+            self._reset()
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        code, reply = self.client.rcpt(recipient)
+        if code not in (250, 251):
+            self._reset()
+            raise smtplib.SMTPRecipientsRefused({recipient: (code, reply)})
+
+    def hand_over(self, raw: bytes) -> None:
+        """DATA: returns once the server has taken responsibility for the message (250);
+        raises SMTPDataError when it refuses it, and any other error leaves it unknown."""
+        code, reply = self.client.data(raw)
+        if code != 250:
+            self._reset()
+            raise smtplib.SMTPDataError(code, reply)
+
+    def _reset(self) -> None:
+        try:
+            self.client.rset()
+        except (smtplib.SMTPException, OSError):
+            pass  # the connection is closed by the caller after an error anyway
 
     def close(self) -> None:
         try:

@@ -18,7 +18,6 @@ import mimetypes
 import secrets
 import smtplib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from email.headerregistry import Address
@@ -29,15 +28,25 @@ from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import RetryCallState, wait_exponential
 
 from mailbot.config import Config
 from mailbot.db.models import OutboxEmail, utcnow
-from mailbot.devtools.failpoints import AFTER_SMTP_ACCEPT, BEFORE_SMTP, failpoint
+from mailbot.devtools.failpoints import (
+    AFTER_LEDGER,
+    AFTER_MARK_SENT,
+    AFTER_SMTP_ACCEPT,
+    BEFORE_SMTP,
+    BEFORE_SMTP_DATA,
+    failpoint,
+)
+from mailbot.errors import describe
 from mailbot.logs import event
 from mailbot.mailbox.smtp import SMTP_ERRORS, SmtpConnection, smtp_code
 from mailbot.parsers.mime import POLICY, WIRE_POLICY
+from mailbot.replies.ledger import LedgerError, SendLedger, Step
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,14 @@ class Kind(StrEnum):
     OUTAGE_ALERT = "outage_alert"
     TEMPLATE_ALERT = "template_alert"
     MONTHLY_REPORT = "monthly_report"
+
+
+# Emails only staff receive: after an interrupted send they go again, since a second copy
+# of an alert harms nobody and a lost one might.
+STAFF_ALERTS: frozenset[Kind] = frozenset({
+    Kind.URGENT_ALERT, Kind.DEADLINE_WARNING, Kind.DEADLINE_BREACH, Kind.PERSISTENT_CONTACT,
+    Kind.OUTAGE_ALERT, Kind.TEMPLATE_ALERT,
+})
 
 
 class UnsafeRecipient(ValueError):
@@ -199,6 +216,10 @@ class SendSummary:
     recovered: int = 0
     # Set when the mail server itself could not be reached (not a refused email).
     connection_error: str | None = None
+    # Set when the mailbox (for the Sent copies) could not be reached in this pass.
+    mailbox_error: str | None = None
+    # Another process (the daemon, or an approval) was sending: what is due is its to send.
+    busy: bool = False
 
     def then(self, later: SendSummary | None) -> SendSummary:
         """Both passes together; whether the server answered is what the later one found."""
@@ -210,28 +231,42 @@ class SendSummary:
             failed=self.failed + later.failed,
             recovered=self.recovered + later.recovered,
             connection_error=later.connection_error,
+            mailbox_error=later.mailbox_error or self.mailbox_error,
         )
 
 
 class SentFolder:
-    """The mailbox's Sent folder, through an IMAP connection opened on demand."""
+    """The mailbox's Sent folder, through an IMAP connection opened on demand. Once the
+    mailbox cannot be reached it is not tried again in this pass (`lost` says why), so a
+    mailbox that is down costs one connection attempt a pass, not one an email."""
 
     def __init__(self, open_mailbox: Callable[[], object] | None, folder: str) -> None:
         self.open_mailbox = open_mailbox
         self.folder = folder
         self.mailbox = None
+        self.lost: str | None = None
 
     def _client(self):  # type: ignore[no-untyped-def]
-        if self.mailbox is None and self.open_mailbox is not None:
-            self.mailbox = self.open_mailbox()
-            self.mailbox.ensure_folders(self.folder)  # type: ignore[attr-defined]
+        if self.mailbox is None and self.open_mailbox is not None and self.lost is None:
+            try:
+                self.mailbox = self.open_mailbox()
+                self.mailbox.ensure_folders(self.folder)  # type: ignore[attr-defined]
+            except Exception as exc:
+                self._lose(exc)
+                raise
         return self.mailbox
 
-    def contains(self, message_id: str) -> bool:
-        mailbox = self._client()
-        if mailbox is None:
-            return False
-        return bool(mailbox.uids_with_message_id(self.folder, message_id))  # type: ignore[attr-defined]
+    def contains(self, message_id: str) -> bool | None:
+        """Whether a copy with this Message-ID is filed; None when the folder cannot be
+        read now."""
+        try:
+            mailbox = self._client()
+            if mailbox is None:
+                return None
+            return bool(mailbox.uids_with_message_id(self.folder, message_id))  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - unknown, not "absent": decide later
+            self._lose(exc)
+            return None
 
     def save(self, raw: bytes) -> bool:
         try:
@@ -241,13 +276,21 @@ class SentFolder:
             mailbox.append(raw, self.folder)  # type: ignore[attr-defined]
             return True
         except Exception as exc:  # noqa: BLE001 - a missing copy must not unsend the email
-            event(log, logging.WARNING, "sent_copy_not_saved", error=exc.__class__.__name__)
+            self._lose(exc)
+            event(log, logging.WARNING, "sent_copy_not_saved", error=describe(exc))
             return False
+
+    def _lose(self, exc: BaseException) -> None:
+        self.lost = self.lost or describe(exc)
+        if self.mailbox is not None:
+            self.close()
 
     def close(self) -> None:
         if self.mailbox is not None:
-            self.mailbox.close()  # type: ignore[attr-defined]
-            self.mailbox = None
+            try:
+                self.mailbox.close()  # type: ignore[attr-defined]
+            finally:
+                self.mailbox = None
 
 
 def send_due(
@@ -257,9 +300,35 @@ def send_due(
 ) -> SendSummary:
     """Send every queued email that is due; recover any left `sending` by a crash."""
     summary = SendSummary()
+    ledger = SendLedger(config.state.directory)
+    try:
+        ledger.check_writable()
+        with ledger.sending(wait_seconds=SENDER_WAIT.total_seconds()) as ours:
+            if not ours:
+                event(log, logging.INFO, "send_left_to_other_sender")
+                summary.busy = True
+                return summary
+            _send_all_due(config, sessions, open_mailbox, ledger, summary)
+    except LedgerError as exc:
+        event(log, logging.ERROR, "send_ledger_unwritable", error=str(exc))
+        summary.connection_error = str(exc)
+    return summary
+
+
+# How long a sender waits for another one (the daemon, or an approval) to finish its pass.
+SENDER_WAIT = timedelta(seconds=60)
+
+
+def _send_all_due(
+    config: Config,
+    sessions: sessionmaker[Session],
+    open_mailbox: Callable[[], object] | None,
+    ledger: SendLedger,
+    summary: SendSummary,
+) -> None:
     sent_folder = SentFolder(open_mailbox, config.mailbox.sent_folder)
     try:
-        _recover_interrupted(config, sessions, sent_folder, summary)
+        _recover_interrupted(sessions, sent_folder, ledger, summary)
         with sessions() as session:
             due = session.execute(
                 select(OutboxEmail.id)
@@ -268,23 +337,23 @@ def send_due(
                 .order_by(OutboxEmail.id)
             ).scalars().all()
             unfiled = _unfiled_copies(session) if open_mailbox is not None else []
-        if not due and not unfiled:
-            return summary
-        with Filer(sessions, sent_folder) as filer:
-            for email_id, message_id, raw in unfiled:
-                filer.file(email_id, raw, unless_there=message_id)
-            smtp: SmtpConnection | None = None
-            try:
-                for email_id in due:
-                    smtp = _send_one(config, sessions, email_id, smtp, filer, summary)
-                    if summary.connection_error:
-                        break  # the server is down: the rest wait for the next pass
-            finally:
-                if smtp is not None:
-                    smtp.close()
+        for email_id, message_id, raw in unfiled:
+            if sent_folder.lost:
+                break
+            _file_copy(sessions, sent_folder, email_id, raw, unless_there=message_id)
+        smtp: SmtpConnection | None = None
+        try:
+            for email_id in due:
+                smtp = _send_one(config, sessions, email_id, smtp, sent_folder, ledger,
+                                 summary)
+                if summary.connection_error:
+                    break  # the server is down: the rest wait for the next pass
+        finally:
+            if smtp is not None:
+                smtp.close()
     finally:
         sent_folder.close()
-    return summary
+        summary.mailbox_error = sent_folder.lost
 
 
 # How long a copy that could not be filed is tried again, once a pass.
@@ -303,69 +372,75 @@ def _unfiled_copies(session: Session) -> list[tuple[int, str, bytes]]:
     return [(email_id, message_id, raw) for email_id, message_id, raw in rows]
 
 
-class Filer:
-    """Files the copies of sent emails in the Sent folder, on a thread of its own, so the
-    next email goes to SMTP while the mailbox stores this one's copy. A copy that cannot
-    be filed is said in the log and leaves the email `sent`, with `copy_saved` false."""
-
-    def __init__(self, sessions: sessionmaker[Session], sent_folder: SentFolder) -> None:
-        self.sessions = sessions
-        self.sent_folder = sent_folder
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sent-copies")
-
-    def file(self, email_id: int, raw: bytes, *, unless_there: str | None = None) -> None:
-        """File RAW; with `unless_there` (its Message-ID), only if no copy is there yet."""
-        self.executor.submit(self._file, email_id, raw, unless_there)
-
-    def _file(self, email_id: int, raw: bytes, unless_there: str | None) -> None:
-        try:
-            there = unless_there is not None and self.sent_folder.contains(unless_there)
-            if not (there or self.sent_folder.save(raw)):
-                return  # save() said why
-            outbox = OutboxEmail.__table__
-            with self.sessions.begin() as session:
-                session.connection().execute(
-                    outbox.update().where(outbox.c.id == email_id).values(copy_saved=True)
-                )
-        except Exception as exc:  # noqa: BLE001 - the email went; the copy is tried again
-            event(log, logging.WARNING, "sent_copy_not_saved", outbox=email_id,
-                  error=exc.__class__.__name__)
-
-    def __enter__(self) -> Filer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.executor.shutdown(wait=True)
+def _file_copy(sessions: sessionmaker[Session], sent_folder: SentFolder, email_id: int,
+               raw: bytes, *, unless_there: str | None = None) -> None:
+    """File the copy of a sent email in Sent (with `unless_there`, its Message-ID, only if
+    none is there yet). A copy that cannot be filed leaves `copy_saved` false: it is tried
+    again on a later pass, and the email stays `sent`."""
+    there = unless_there is not None and sent_folder.contains(unless_there)
+    if there is None or not (there or sent_folder.save(raw)):
+        return
+    outbox = OutboxEmail.__table__
+    try:
+        with sessions.begin() as session:
+            session.connection().execute(
+                outbox.update().where(outbox.c.id == email_id).values(copy_saved=True)
+            )
+    except SQLAlchemyError as exc:  # a second copy is found by Message-ID next time
+        event(log, logging.WARNING, "sent_copy_not_recorded", outbox=email_id,
+              error=describe(exc))
 
 
 def _recover_interrupted(
-    config: Config,
     sessions: sessionmaker[Session],
     sent_folder: SentFolder,
+    ledger: SendLedger,
     summary: SendSummary,
 ) -> None:
+    """Decide, for each email a crash left `sending`, whether it went (see ledger.py)."""
+    steps = ledger.last_steps()
     with sessions() as session:
         interrupted = session.execute(
             select(OutboxEmail).where(OutboxEmail.status == Status.SENDING)
         ).scalars().all()
         for row in interrupted:
-            try:
-                found = sent_folder.contains(row.message_id)
-            except Exception as exc:  # noqa: BLE001 - decide when the mailbox answers
-                event(log, logging.WARNING, "send_recovery_postponed", outbox=row.id,
-                      error=exc.__class__.__name__)
-                continue
-            if found:
-                row.status, row.sent_at, row.copy_saved = Status.SENT, utcnow(), True
+            step = steps.get(row.message_id)
+            if step is Step.ACCEPTED or (step is None and sent_folder.contains(row.message_id)):
+                row.status, row.sent_at = Status.SENT, row.sent_at or utcnow()
                 summary.recovered += 1
                 event(log, logging.WARNING, "send_recovered_as_sent", outbox=row.id,
                       kind=row.kind)
+            elif step is Step.HANDING_OVER:
+                _uncertain(row)
+                summary.failed += row.status == Status.FAILED
             else:
-                # Not accepted before the crash (no copy was filed): send it again.
+                # It never reached the mail server: it may go again.
                 row.status = Status.QUEUED
                 event(log, logging.WARNING, "send_interrupted_requeued", outbox=row.id,
                       kind=row.kind)
         session.commit()
+        still_sending = session.execute(
+            select(OutboxEmail.message_id).where(OutboxEmail.status == Status.SENDING)
+        ).scalars().all()
+    if steps:
+        ledger.compact(still_sending)
+
+
+def _uncertain(row: OutboxEmail) -> None:
+    """The mail server was receiving this email when it was interrupted: it may have been
+    delivered. Staff alerts go again (a second copy harms nobody); nothing to a family
+    or anyone else is ever sent twice, so those wait for a person."""
+    if row.kind in STAFF_ALERTS:
+        row.status = Status.QUEUED
+        event(log, logging.WARNING, "send_uncertain_alert_requeued", outbox=row.id,
+              kind=row.kind)
+        return
+    row.status = Status.FAILED
+    row.last_error = (
+        "interrupted while the mail server was receiving it: it may have been delivered, "
+        "so it is not sent again automatically; check with the recipient before resending"
+    )
+    event(log, logging.ERROR, "send_uncertain_not_resent", outbox=row.id, kind=row.kind)
 
 
 def _send_one(
@@ -373,31 +448,58 @@ def _send_one(
     sessions: sessionmaker[Session],
     email_id: int,
     smtp: SmtpConnection | None,
-    filer: Filer,
+    sent_folder: SentFolder,
+    ledger: SendLedger,
     summary: SendSummary,
 ) -> SmtpConnection | None:
     claimed = claim(sessions, email_id)
     if claimed is None:
         return smtp
-    raw, recipient = claimed
+    raw, recipient, message_id = claimed
     failpoint(BEFORE_SMTP)
     error: Exception | None = None
+    handed_over = False
     try:
         if smtp is None:
             smtp = SmtpConnection(config)
-        smtp.send(raw, recipient)
+        smtp.offer(recipient)
+        ledger.note(message_id, Step.HANDING_OVER)
+        handed_over = True
+        failpoint(BEFORE_SMTP_DATA)
+        smtp.hand_over(raw)
+        failpoint(AFTER_SMTP_ACCEPT)
+        ledger.note(message_id, Step.ACCEPTED)
+    except LedgerError as exc:
+        # Nothing is handed over without its record; after the 250, the next pass's
+        # recovery treats the email as uncertain, never as unsent.
+        _release_unsent(sessions, email_id, handed_over)
+        summary.connection_error = str(exc)
+        event(log, logging.ERROR, "send_ledger_unwritable", outbox=email_id, error=str(exc))
+        return smtp
     except SMTP_ERRORS as exc:
         error = exc
         if smtp is not None:
             smtp.close()
         smtp = None
     if error is None:
+        failpoint(AFTER_LEDGER)
         _mark_sent(sessions, email_id)
-        failpoint(AFTER_SMTP_ACCEPT)
-        filer.file(email_id, raw)
+        failpoint(AFTER_MARK_SENT)
+        _file_copy(sessions, sent_folder, email_id, raw)
         summary.sent += 1
         return smtp
     code = smtp_code(error)
+    if handed_over and not isinstance(error, smtplib.SMTPResponseException):
+        # The connection broke during the data: the server may have it.
+        summary.connection_error = f"{error.__class__.__name__}: {error}"[:500]
+        with sessions.begin() as session:
+            row = session.get(OutboxEmail, email_id)
+            if row is not None:
+                _uncertain(row)
+                summary.failed += row.status == Status.FAILED
+        return None
+    if handed_over:
+        ledger.note(message_id, Step.REFUSED)
     if code is None or isinstance(error, smtplib.SMTPAuthenticationError):
         summary.connection_error = f"{error.__class__.__name__}: {error}"[:500]
     # A refused login is our configuration, not this email: retry, never fail the email.
@@ -409,7 +511,7 @@ def _send_one(
     with sessions() as session:
         row = session.get(OutboxEmail, email_id)
         if row is None:  # removed meanwhile (retention): nothing left to mark
-            return
+            return None
         row.last_error = f"{code or ''} {error.__class__.__name__}: {error}".strip()[:1000]
         gave_up = code is not None and row.attempts >= config.replies.max_send_attempts
         if permanent or gave_up:
@@ -429,6 +531,18 @@ def _send_one(
     return smtp
 
 
+def _release_unsent(sessions: sessionmaker[Session], email_id: int, handed_over: bool) -> None:
+    """Put back an email whose send stopped because the ledger could not be written: it
+    never reached the server unless its data was handed over."""
+    if handed_over:
+        return  # left `sending`: recovery decides, with the ledger readable again
+    outbox = OutboxEmail.__table__
+    with sessions.begin() as session:
+        session.connection().execute(
+            outbox.update().where(outbox.c.id == email_id).values(status=Status.QUEUED)
+        )
+
+
 def _backoff(attempts: int, base_seconds: int) -> timedelta:
     """How long until an email's next attempt: tenacity's exponential wait, capped at an
     hour. The wait is stored as the row's next_attempt_at rather than slept in a retry
@@ -438,7 +552,7 @@ def _backoff(attempts: int, base_seconds: int) -> timedelta:
     return timedelta(seconds=wait_exponential(multiplier=base_seconds, max=3600)(state))
 
 
-def claim(sessions: sessionmaker[Session], email_id: int) -> tuple[bytes, str] | None:
+def claim(sessions: sessionmaker[Session], email_id: int) -> tuple[bytes, str, str] | None:
     """Mark one queued email `sending`, durably, before it goes anywhere. Only a row still
     queued is claimed, so two senders at work at once (the daemon and a member of staff's
     approval, say) never both claim it. Single statements: this runs once per email sent."""
@@ -454,14 +568,16 @@ def claim(sessions: sessionmaker[Session], email_id: int) -> tuple[bytes, str] |
         ).rowcount
         if claimed != 1:
             return None
-        raw, recipient = connection.execute(
-            select(outbox.c.raw, outbox.c.recipient).where(outbox.c.id == email_id)
+        raw, recipient, message_id = connection.execute(
+            select(outbox.c.raw, outbox.c.recipient, outbox.c.message_id)
+            .where(outbox.c.id == email_id)
         ).one()
-    return raw, recipient
+    return raw, recipient, message_id
 
 
 def _mark_sent(sessions: sessionmaker[Session], email_id: int) -> None:
-    """Durably `sent`, straight after the SMTP server accepted it (its copy comes later)."""
+    """`sent` in the database, after the ledger has recorded the server's 250 (its copy is
+    filed next). Should this write fail, the ledger still says the email went."""
     outbox = OutboxEmail.__table__
     with sessions.begin() as session:
         connection = session.connection()
