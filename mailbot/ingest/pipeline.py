@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.casework import deadlines
@@ -22,13 +24,13 @@ from mailbot.config import Config
 from mailbot.db import lock_for_writing
 from mailbot.db.models import Disposition, MailboxState, StoredMessage, utcnow
 from mailbot.devtools.failpoints import AFTER_COMMIT, failpoint
-from mailbot.errors import describe
+from mailbot.errors import MailboxError, describe
 from mailbot.ingest.examine import Examined, examine, triage_rules
 from mailbot.ingest.recognise import MessageKind
 from mailbot.ingest.store import record, recorded_by_hash, recorded_by_message_id
 from mailbot.logs import event
 from mailbot.mailbox import mail_client
-from mailbot.mailbox.fetch import FetchedMessage, Mailbox
+from mailbot.mailbox.fetch import TRANSIENT_ERRORS, FetchedMessage, Mailbox
 from mailbot.replies.drafts import settle_sent
 from mailbot.replies.outbox import SendSummary, send_due
 from mailbot.replies.policy import one_version_of_templates, rejected_templates
@@ -36,6 +38,9 @@ from mailbot.replies.render import TemplateError
 from mailbot.replies.respond import alert_template_problems, link_bounce, respond
 
 log = logging.getLogger(__name__)
+
+# What says the mailbox itself is gone (not that one message or folder was refused).
+MAILBOX_LOST: tuple[type[BaseException], ...] = (MailboxError, *TRANSIENT_ERRORS)
 
 
 @dataclass
@@ -45,6 +50,10 @@ class RunSummary:
     dispositions: dict[str, int] = field(default_factory=dict)
     moved_to_processed: int = 0
     moved_to_quarantine: int = 0
+    # Set when the mailbox was lost after the fetch (Sent copies, Drafts): the poll
+    # itself succeeded, but the mailbox is not well.
+    mailbox_error: str | None = None
+    recorded_hashes: set[str] = field(default_factory=set)  # the messages this pass recorded
     new_references: list[str] = field(default_factory=list)
     sending: SendSummary | None = None
 
@@ -77,9 +86,14 @@ class Pipeline:
         self,
         config: Config,
         sessions: sessionmaker[Session],
+        on_server_lost: Callable[[str, str], None] | None = None,
     ) -> None:
+        """ON_SERVER_LOST("mailbox" or "smtp", error) hears the moment a stage loses its
+        server, whichever stage it is (the daemon's outage monitor starts its clock)."""
         self.config = config
         self.sessions = sessions
+        self.on_server_lost = on_server_lost or (lambda channel, error: None)
+        self.mailbox_error: str | None = None
         self.alerted_template_problems: list[str] = []
         self.unusable_templates: set[str] = set()
         self.rules = triage_rules(config)
@@ -88,6 +102,7 @@ class Pipeline:
         settings = self.config.mailbox
         summary = RunSummary()
         started = utcnow()
+        self.mailbox_error = None
         try:
             with Mailbox.connect(settings) as mailbox:
                 mailbox.ensure_folders(settings.processed_folder, settings.quarantine_folder)
@@ -109,7 +124,8 @@ class Pipeline:
         except Exception as exc:
             self._note_poll(started, error=describe(exc))
             raise
-        self._note_poll(started, error=None)
+        summary.mailbox_error = self.mailbox_error
+        self._note_poll(started, error=self.mailbox_error)
         event(
             log,
             logging.INFO,
@@ -149,10 +165,20 @@ class Pipeline:
         settings = self.config.mailbox
         try:
             summary = send_due(self.config, self.sessions, lambda: Mailbox.connect(settings))
+        except SQLAlchemyError as exc:
+            # The database failed a write: what went is in the send ledger, and the pass
+            # stops loudly (the daemon's outage monitor hears of it).
+            event(log, logging.ERROR, "sending_failed", error=describe(exc))
+            raise
         except Exception as exc:  # noqa: BLE001
             event(log, logging.ERROR, "sending_failed",
                   error=describe(exc))
             summary = None
+        if summary is not None:
+            if summary.connection_error:
+                self.on_server_lost("smtp", summary.connection_error)
+            if summary.mailbox_error:
+                self._lost_mailbox(summary.mailbox_error)
         with self.sessions() as session:
             settle_sent(session)
             session.commit()
@@ -162,12 +188,20 @@ class Pipeline:
         """Drafts into the Drafts folder, decided ones out, staff responses from Sent."""
         if not self.config.drafts.mailbox_drafts:
             return
+        if self.mailbox_error:
+            return  # lost earlier in this pass: not tried again until the next one
         try:
             with Mailbox.connect(self.config.mailbox) as mailbox:
                 mail_client.sync(self.config, self.sessions, mailbox)
         except Exception as exc:  # noqa: BLE001 - the log is safe; people must know
             event(log, logging.ERROR, "mail_client_sync_failed",
                   error=describe(exc))
+            if isinstance(exc, MAILBOX_LOST):
+                self._lost_mailbox(describe(exc))
+
+    def _lost_mailbox(self, error: str) -> None:
+        self.mailbox_error = self.mailbox_error or error
+        self.on_server_lost("mailbox", error)
 
     def _process_batch(
         self,
@@ -186,6 +220,8 @@ class Pipeline:
             for item in fetched
         ]
         destinations: dict[str, list[int]] = {"processed": [], "quarantine": []}
+        # Recorded by an earlier pass that died before its move finished: maybe copied.
+        seen_again: dict[str, list[tuple[int, str | None]]] = {"processed": [], "quarantine": []}
         # No autoflush: each message is flushed as it is recorded and when its savepoint
         # ends, so what a query needs to see is in the database already.
         with self.sessions() as session, session.no_autoflush, one_version_of_templates():
@@ -198,7 +234,11 @@ class Pipeline:
                 previous = known.get(sha)
                 if previous is not None:
                     summary.already_recorded += 1
-                    destinations[previous.destination].append(item.uid)
+                    if sha in summary.recorded_hashes:  # the same bytes twice in this pass
+                        destinations[previous.destination].append(item.uid)
+                    else:
+                        seen_again[previous.destination].append(
+                            (item.uid, previous.message_id))
                     event(log, logging.INFO, "message_seen_again", uid=item.uid,
                           message=previous.id, disposition=previous.disposition)
                     continue
@@ -207,16 +247,22 @@ class Pipeline:
                 if stored is None:
                     continue  # could not even be recorded: stays in the inbox, logged
                 known[sha] = stored
+                summary.recorded_hashes.add(sha)
                 if stored.message_id and stored.duplicate_of_id is None:
                     earlier.setdefault(stored.message_id, stored)
                 destinations[stored.destination].append(item.uid)
                 self._report(item, stored, summary)
             session.commit()
         failpoint(AFTER_COMMIT)
-        mailbox.move(destinations["processed"], self.config.mailbox.processed_folder)
-        mailbox.move(destinations["quarantine"], self.config.mailbox.quarantine_folder)
-        summary.moved_to_processed += len(destinations["processed"])
-        summary.moved_to_quarantine += len(destinations["quarantine"])
+        folders = {"processed": self.config.mailbox.processed_folder,
+                   "quarantine": self.config.mailbox.quarantine_folder}
+        for destination, folder in folders.items():
+            mailbox.move(destinations[destination], folder)
+            mailbox.move_recorded(seen_again[destination], folder)
+        summary.moved_to_processed += len(destinations["processed"]) + len(
+            seen_again["processed"])
+        summary.moved_to_quarantine += len(destinations["quarantine"]) + len(
+            seen_again["quarantine"])
 
     def _store(
         self,

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from imap_tools import AND, H, MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxFolderCreateError
+from imap_tools.utils import encode_folder
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -75,6 +76,7 @@ class Mailbox:
     def __init__(self, settings: MailboxSettings, client: MailBox) -> None:
         self.settings = settings
         self.client = client
+        self.capabilities = _capabilities_after_login(client)
 
     @classmethod
     def connect(cls, settings: MailboxSettings, sleep=time.sleep) -> Mailbox:  # type: ignore[no-untyped-def]
@@ -237,10 +239,11 @@ class Mailbox:
         return [int(u) for u in self.client.uids(AND(header=H("Message-ID", message_id)))]
 
     def delete(self, folder: str, uids: Sequence[int]) -> None:
-        """Delete messages from a folder (flag \\Deleted, then expunge)."""
+        """Delete exactly these messages from a folder: flag them \\Deleted and expunge
+        only their UIDs (RFC 4315), never another message someone flagged."""
         if uids:
             self.client.folder.set(folder)
-            self.client.delete([str(uid) for uid in uids])
+            self._expunge_exactly(uids)
 
     def uids_after(self, folder: str, last_uid: int | None) -> tuple[int | None, list[int]]:
         """UIDVALIDITY and the UIDs above `last_uid` in a folder read without emptying."""
@@ -249,9 +252,63 @@ class Mailbox:
         return uidvalidity, [u for u in uids if last_uid is None or u > last_uid]
 
     def move(self, uids: Iterable[int], folder: str) -> None:
+        """Move messages of the selected folder to FOLDER: with MOVE (RFC 6851), atomic,
+        when the server offers it; else UID COPY, then \\Deleted and UID EXPUNGE of just
+        those UIDs. A crash between that copy and the expunge leaves a message in both
+        folders; the next pass's `move_recorded` settles such a message in one."""
         uid_list = [str(uid) for uid in uids]
-        if uid_list:
-            self.client.move(uid_list, folder, chunks=500)
+        for start in range(0, len(uid_list), 500):
+            chunk = ",".join(uid_list[start : start + 500])
+            if "MOVE" in self.capabilities:
+                self._command(f"UID MOVE to {folder}", "MOVE", chunk, encode_folder(folder))
+            else:
+                self._command(f"UID COPY to {folder}", "COPY", chunk, encode_folder(folder))
+                self._expunge_exactly([int(u) for u in chunk.split(",")])
+
+    def move_recorded(self, messages: Sequence[tuple[int, str | None]], folder: str) -> None:
+        """Move messages already recorded by an earlier pass that died before its move
+        finished. Without MOVE (or with an older mailbot), such a pass may have copied a
+        message and not removed it: one whose Message-ID FOLDER already holds is only
+        removed from here, so each message ends in exactly one place. Rare (only after a
+        crash), so a header search each is cheap enough."""
+        if not messages:
+            return
+        current = self.client.folder.get()
+        copied, to_move = [], []
+        for uid, message_id in messages:
+            if message_id and self.uids_with_message_id(folder, message_id):
+                copied.append(uid)
+            else:
+                to_move.append(uid)
+        self.client.folder.set(current)
+        if copied:
+            self._expunge_exactly(copied)
+            event(log, logging.WARNING, "copy_already_moved", folder=folder, count=len(copied))
+        self.move(to_move, folder)
+
+    def _expunge_exactly(self, uids: Sequence[int]) -> None:
+        if "UIDPLUS" not in self.capabilities:
+            raise MailboxError(
+                f"the mailbox at {self.settings.host} offers neither MOVE nor UIDPLUS, so "
+                "messages cannot be moved without risking other people's deleted mail"
+            )
+        chunk = _uid_set(uids)
+        self._command("UID STORE \\Deleted", "STORE", chunk, "+FLAGS.SILENT", r"(\Deleted)")
+        self._command("UID EXPUNGE", "EXPUNGE", chunk)
+
+    def _command(self, what: str, command: str, *args: str | bytes) -> None:
+        typ, data = self.client.client.uid(command, *args)
+        if typ != "OK":
+            raise MailboxError(f"{what} failed: {typ} {data!r}")
+
+
+def _capabilities_after_login(client: MailBox) -> frozenset[str]:
+    """What the server offers now that we are logged in. imaplib keeps the list it read
+    before login, and servers (Dovecot among them) announce MOVE only after it."""
+    typ, data = client.client.capability()
+    if typ != "OK" or not data or not isinstance(data[-1], bytes):
+        return frozenset(str(c).upper() for c in client.client.capabilities)
+    return frozenset(data[-1].decode("ascii", "replace").upper().split())
 
 
 def _open(settings: MailboxSettings) -> MailBox:

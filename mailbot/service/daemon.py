@@ -30,6 +30,8 @@ from mailbot.service.health import DATABASE, MAILBOX, SMTP, OutageMonitor
 
 log = logging.getLogger(__name__)
 
+OUTAGE_TICK_SECONDS = 5
+
 
 def run_once(
     config: Config,
@@ -56,9 +58,9 @@ def run_once(
 class Daemon:
     def __init__(self, config: Config, sessions: sessionmaker[Session]) -> None:
         self.config = config
-        self.pipeline = Pipeline(config, sessions)
         self.systemd = sdnotify.SystemdNotifier()
         self.monitor = OutageMonitor(config, sessions, notify_status=self._status)
+        self.pipeline = Pipeline(config, sessions, on_server_lost=self.monitor.record)
         self.one_at_a_time = threading.Lock()
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(timezone=UTC)
@@ -85,7 +87,7 @@ class Daemon:
                 log.debug("poll crash traceback", exc_info=True)
                 self.monitor.record(MAILBOX, f"{exc.__class__.__name__}: {exc}")
                 return
-            self.monitor.record(MAILBOX, None)
+            self.monitor.record(MAILBOX, summary.mailbox_error)
             self.monitor.record(DATABASE, None)
             self._note_smtp(summary.sending)
             self._status(f"last poll {datetime.now(UTC):%H:%M:%S} UTC: "
@@ -119,6 +121,13 @@ class Daemon:
             self.scheduler.add_job(self.poll, id="poll-now", replace_existing=True,
                                    max_instances=1, misfire_grace_time=None)
 
+    def _idle_state(self, state: str, error: str | None) -> None:
+        """The IDLE connection is the first to notice the mailbox going or coming back."""
+        if state == "disconnected" and error:
+            self.monitor.record(MAILBOX, error)
+        elif state == "connected" and self.monitor.channels[MAILBOX].down_since:
+            self.wake()  # a poll confirms (or not) that the mailbox is back
+
     def _note_smtp(self, sending: SendSummary | None) -> None:
         if sending is None:
             return
@@ -144,6 +153,10 @@ class Daemon:
         # Heartbeat for systemd's WatchdogSec: only while the scheduler thread is alive.
         self.scheduler.add_job(lambda: self.systemd.notify("WATCHDOG=1"), "interval",
                                seconds=10, id="watchdog")
+        # An outage is alerted when it passes [alerts] outage_minutes, not at the next
+        # poll after that; a tick only looks at what the monitor already knows.
+        self.scheduler.add_job(self.monitor.tick, "interval", seconds=OUTAGE_TICK_SECONDS,
+                               id="outage-tick", max_instances=1, coalesce=True)
 
         def request_stop(signum: int, _frame: object) -> None:
             event(log, logging.INFO, "stop_requested", signal=signal.Signals(signum).name)
@@ -155,7 +168,8 @@ class Daemon:
         if settings.idle:
             from mailbot.mailbox.idle import IdleWatcher
 
-            self.idle = IdleWatcher(settings, settings.inbox, self.wake)
+            self.idle = IdleWatcher(settings, settings.inbox, self.wake,
+                                    on_state=self._idle_state)
             self.idle.start()
         self.systemd.notify("READY=1")
         event(log, logging.INFO, "daemon_started",

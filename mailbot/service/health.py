@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -253,8 +254,14 @@ class OutageMonitor:
         self.sessions = sessions
         self.channels = {MAILBOX: _Channel(), SMTP: _Channel(), DATABASE: _Channel()}
         self.notify_status = notify_status or (lambda text: None)
+        # The poll, the IDLE thread and the tick all report: one at a time.
+        self.lock = threading.RLock()
 
     def record(self, channel: str, error: str | None, now: datetime | None = None) -> None:
+        with self.lock:
+            self._record(channel, error, now)
+
+    def _record(self, channel: str, error: str | None, now: datetime | None) -> None:
         now = now or utcnow()
         state = self.channels[channel]
         if error is None:
@@ -280,6 +287,15 @@ class OutageMonitor:
                 "outage", channel=channel, since=f"{state.down_since:%Y-%m-%d %H:%M}",
                 since_time=f"{state.down_since:%H:%M}", error=error[:500],
             ))
+
+    def tick(self, now: datetime | None = None) -> None:
+        """Raise the alert for any channel that has now been down past the threshold,
+        though nothing has tried it since: an outage is alerted on time even when the
+        next poll is a while off."""
+        with self.lock:
+            for channel, state in list(self.channels.items()):
+                if state.down_since is not None and not state.alerted:
+                    self._record(channel, state.last_error, now)
 
     def _render(self, name: str, **context: Any) -> RenderedEmail:
         """The alert in the words of `templates/alerts/NAME`; should even the last good
