@@ -33,6 +33,21 @@ def server_named_like():
         server.destroy()
 
 
+class ReadOnlySentItems(Dovecot):
+    """Exchange's folders, with Sent Items only readable by the account (Dovecot's ACL
+    plugin), as when a shared mailbox's permissions are read-only."""
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        acl = self.root / "dovecot-acl"
+        acl.write_text(f'"Sent Items" user={self.username} lr\n')
+        self.config_path.write_text(
+            "mail_plugins = acl\n" + self.config_path.read_text()
+            + "protocol imap {\n  mail_plugins = $mail_plugins imap_acl\n}\n"
+            + f"plugin {{\n  acl = vfile:{acl}\n}}\n"
+        )
+
+
 def check(path, capsys) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
     code = main(["--config", str(path), "mailbox", "check"])
     return code, capsys.readouterr().out.splitlines()
@@ -164,3 +179,20 @@ def test_a_folder_the_server_will_not_create_is_said_in_one_line_with_exit_3(
                               "'~Done' ([CANNOT] Invalid mailbox name: Begins with '~'")
     assert said[0].endswith("; create it by hand, or name a folder that exists "
                             "(`mailbot mailbox check` lists them)")
+
+
+def test_a_folder_mailbot_may_not_write_is_a_problem(smtp_sink, tmp_path, capsys):
+    if not dovecot_available():
+        pytest.skip("Dovecot is not installed: run ./scripts/test, which installs it")
+    exchange = ReadOnlySentItems.start(special_folders=EXCHANGE)
+    try:
+        path = write_config(tmp_path, exchange, smtp_sink.port,
+                            mailbox_extra='sent_folder = "Sent Items"')
+        code, out = check(path, capsys)
+    finally:
+        exchange.destroy()
+    assert code == 1
+    assert [line for line in out if line.startswith("PROBLEM: ")] == [
+        "PROBLEM: sent folder: mailbot must write here: give the mailbox's account write "
+        "access to it"]
+    assert any('"Sent Items"' in line and "exists, READ-ONLY" in line for line in out)
