@@ -256,11 +256,13 @@ def fetch_microsoft(config: config_module.Config) -> signin.AccessToken:
     return source.fetch()
 
 
-def test_msal_gets_a_token_with_the_client_secret(provider, secret_env):
+def test_msal_gets_a_token_with_the_client_secret(provider, secret_env, caplog):
+    caplog.set_level("DEBUG")  # msal, urllib3 and requests log at DEBUG too
     provider.add_app("mailbot-app", secret=SECRET, mailbox=MAILBOX)
     token = fetch_microsoft(configured(microsoft(provider, secret_env)))
     assert provider.check(token.value, MAILBOX) is not None
     assert provider.token_requests[-1]["scope"] == "https://outlook.office365.com/.default"
+    assert_no_secret_logged(caplog, provider)
 
 
 @pytest.mark.parametrize(("app", "tenant", "message"), [
@@ -321,13 +323,15 @@ def fetch_google(config: config_module.Config) -> signin.AccessToken:
     return signin.SOURCES["google"]("mailbox.oauth2", config.mailbox.oauth2, MAILBOX).fetch()
 
 
-def test_a_delegated_service_account_gets_a_token_for_the_mailbox(provider, tmp_path):
+def test_a_delegated_service_account_gets_a_token_for_the_mailbox(provider, tmp_path, caplog):
+    caplog.set_level("DEBUG")
     path = service_account_file(tmp_path, provider, {"https://mail.google.com/"})
     provider.workspace_users.add(MAILBOX)
     token = fetch_google(google_config(path))
     issued = provider.check(token.value, MAILBOX)
     assert issued is not None and issued.scope == "https://mail.google.com/"
     assert 3500 < token.expires_at - time.time() <= 3600
+    assert_no_secret_logged(caplog, provider)
 
 
 def test_a_service_account_without_delegation_says_where_to_add_it(provider, tmp_path):
@@ -429,8 +433,9 @@ def test_run_once_exits_3_with_the_line_to_fix(provider, oauth2_dovecot, secret_
 
 
 def test_idle_signs_in_with_a_token_and_again_before_it_expires(
-    provider, oauth2_dovecot, secret_env
+    provider, oauth2_dovecot, secret_env, caplog
 ):
+    caplog.set_level("DEBUG")  # aioimaplib logs every line it sends at DEBUG
     provider.lifetime_seconds = 4  # renewed after 3 s
     provider.add_app("mailbot", secret=SECRET, mailbox=MAILBOX)
     config = configured(generic(provider, secret_env), imap_port=oauth2_dovecot.port)
@@ -452,6 +457,8 @@ def test_idle_signs_in_with_a_token_and_again_before_it_expires(
     finally:
         watcher.stop()
     assert len(provider.tokens_for("mailbot")) >= 3
+    assert [r.getMessage() for r in caplog.records].count("idle_signing_in_again") >= 2
+    assert_no_secret_logged(caplog, provider)
 
 
 def test_idle_reports_a_refused_token_as_a_refused_login(provider, oauth2_dovecot, secret_env):
