@@ -658,3 +658,40 @@ def test_a_revoked_client_secret_is_one_outage_alert_and_shown_by_status(
            "client_id mailbot (invalid_client): check client_id and the client secret " \
            "(client_secret_file / client_secret_env)" in report.problems
     assert_no_secret_logged(caplog, provider)
+
+
+def test_the_daemon_runs_on_through_token_expiry_without_losing_or_repeating_anything(
+    provider, oauth2_dovecot, oauth2_smtp, tmp_path
+):
+    """`mailbot run` as systemd runs it, its tokens lasting 3 seconds: IDLE signs in again
+    and the polls renew theirs, and each form is logged once and answered once."""
+    from tests.forms import portal_form
+    from tests.test_daemon import logged, start_daemon, stop, wait_for
+
+    provider.lifetime_seconds = 3
+    provider.add_app("mailbot", secret=SECRET, mailbox=MAILBOX)
+    path = write_oauth2_config(tmp_path, provider, oauth2_dovecot.port, oauth2_smtp.port)
+    path.write_text(path.read_text().replace("poll_interval_seconds = 1",
+                                             "poll_interval_seconds = 2"))
+    database = str(tmp_path / "mailbot.sqlite3")
+    daemon = start_daemon(path)
+    try:
+        for number in range(4):
+            message_id = f"<visits-{number}@portal.example.org>"
+            oauth2_dovecot.append(portal_form(message_id=message_id,
+                                              email=f"family{number}@example.org"))
+            assert wait_for(lambda m=message_id: logged(database, m.strip("<>")), 20)
+            time.sleep(2)  # the token in use is soon due
+        assert wait_for(lambda: len(oauth2_smtp.messages) >= 4, 20)
+        time.sleep(2)
+    finally:
+        stderr = stop(daemon)
+    assert daemon.returncode == 0, stderr
+    assert stderr.count("event=message_recorded") == 4
+    assert sorted(m["rcpt_tos"][0] for m in oauth2_smtp.messages) == [
+        f"family{n}@example.org" for n in range(4)]
+    assert "event=idle_signing_in_again" in stderr
+    assert "login_refused" not in stderr and "poll_failed" not in stderr
+    assert len(provider.tokens_for("mailbot")) >= 4
+    assert SECRET not in stderr
+    assert not any(t.value in stderr for t in provider.issued)
