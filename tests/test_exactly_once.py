@@ -21,6 +21,7 @@ from sqlalchemy import select
 from mailbot import config as config_module
 from mailbot import db
 from mailbot.db.models import OutboxEmail
+from mailbot.devtools.devservers import POSTGRES_ADMIN_URL, throwaway_postgres_database
 from mailbot.mailbox.fetch import Mailbox
 from mailbot.service import health
 from tests.conftest import sample_bytes
@@ -85,10 +86,11 @@ def two_enquiries(dovecot) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("step", ["before_smtp", "after_ledger", "after_mark_sent"])
 def test_killed_where_the_record_is_clear_each_email_goes_exactly_once(
-    dovecot, smtp_sink, make_config, step
+    dovecot, smtp_sink, make_config, database_url, step
 ):
     two_enquiries(dovecot)
-    config_path, config = make_config(smtp_port=smtp_sink.port, extra=ALERTS)
+    config_path, config = make_config(smtp_port=smtp_sink.port, extra=ALERTS,
+                                      database_url=database_url)
     assert run_once(config_path, MAILBOT_FAILPOINT=step).returncode == -9
     assert run_once(config_path).returncode == 0
     assert run_once(config_path).returncode == 0
@@ -99,12 +101,13 @@ def test_killed_where_the_record_is_clear_each_email_goes_exactly_once(
 
 @pytest.mark.parametrize("step", ["before_smtp_data", "after_smtp_accept"])
 def test_killed_while_the_server_had_the_data_a_family_email_is_never_sent_again(
-    dovecot, smtp_sink, make_config, step
+    dovecot, smtp_sink, make_config, database_url, step
 ):
     """The one window left: from recording "handing over" to recording the 250. Nobody can
     know whether the email arrived, so it is not sent again but shown to staff."""
     two_enquiries(dovecot)
-    config_path, config = make_config(smtp_port=smtp_sink.port, extra=ALERTS)
+    config_path, config = make_config(smtp_port=smtp_sink.port, extra=ALERTS,
+                                      database_url=database_url)
     assert run_once(config_path, MAILBOT_FAILPOINT=step).returncode == -9
     assert run_once(config_path).returncode == 0
     assert run_once(config_path).returncode == 0
@@ -202,6 +205,44 @@ def test_database_locked_longer_than_the_timeout_after_the_250_sends_nothing_twi
     assert run_once(config_path).returncode == 0
     assert sorted(deliveries(smtp_sink).values()) == [1, 1]
     assert [r.status for r in outbox(config)] == ["sent", "sent"]
+
+
+def test_postgresql_read_only_after_the_250_sends_nothing_twice(
+    dovecot, smtp_sink, make_config
+):
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
+    except psycopg.OperationalError:
+        pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
+    with throwaway_postgres_database() as url:
+        name = url.rsplit("/", 1)[1]
+        two_enquiries(dovecot)
+        config_path, config = make_config(smtp_port=smtp_sink.port, extra=ALERTS,
+                                          database_url=url)
+
+        def read_only(on: bool) -> None:
+            with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = '
+                              + ("on" if on else "off"))
+                if on:  # mailbot's open connections learn it by being cut off
+                    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+
+        def make_read_only(_data: bytes) -> None:
+            smtp_sink.on_data = None
+            read_only(True)
+
+        smtp_sink.on_data = make_read_only
+        try:
+            failed = run_once(config_path)
+        finally:
+            read_only(False)
+        assert failed.returncode != 0 and "Traceback" not in failed.stderr
+        assert run_once(config_path).returncode == 0
+        assert run_once(config_path).returncode == 0
+        assert sorted(deliveries(smtp_sink).values()) == [1, 1]
+        assert [r.status for r in outbox(config)] == ["sent", "sent"]
 
 
 # --- moves ------------------------------------------------------------------------------------
