@@ -31,7 +31,7 @@ def run_once(config_path: str, failpoint: str | None = None) -> int:
         [sys.executable, "-m", "mailbot", "--config", config_path, "run", "--once"],
         env=env, capture_output=True, text=True, timeout=120,
     )
-    assert done.returncode in (0, -9), done.stderr
+    assert done.returncode in (0, -9), (done.returncode, done.stderr[-3000:])
     return done.returncode
 
 

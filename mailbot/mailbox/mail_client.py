@@ -112,6 +112,8 @@ def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> No
         .limit(PLACED_PER_PASS)
     ).all()
     for draft, original in drafts:
+        if draft.status != DraftStatus.DRAFT:
+            continue  # decided meanwhile (each commit below reads it afresh)
         draft_id, reference = draft.id, draft.contact.reference
         found = mailbox.uids_with_message_id(folder, draft.message_id)
         failpoint(DRAFT_SEARCHED)

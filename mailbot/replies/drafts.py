@@ -283,14 +283,14 @@ def settle_sent(session: Session) -> int:
 
 
 NOT_YET_SENT = "approved, not yet sent"
+_STATES = {Status.DRAFT: "awaiting approval", Status.SENT_BY_STAFF: "sent from the mailbox"}
 
 
 def state_of(draft: Draft) -> str:
     """Where a draft stands, as staff read it: an approved draft is "approved, not yet
     sent" until SMTP has accepted it (and says so when the server refused it)."""
     if draft.status != Status.APPROVED:
-        return {Status.DRAFT: "awaiting approval", Status.SENT_BY_STAFF: "sent from the mailbox"
-                }.get(draft.status, str(draft.status))
+        return _STATES.get(draft.status, str(draft.status))
     email = draft.email
     if email is not None and email.status in ("failed", "suppressed"):
         return f"approved, not sent: {email.last_error or email.status}"[:300]
