@@ -362,14 +362,15 @@ class OAuth2SignIn:
                 self._token = None
 
 
-_SIGN_INS: dict[tuple[OAuth2Settings, str], OAuth2SignIn] = {}
+_SIGN_INS: dict[tuple[str, OAuth2Settings, str], OAuth2SignIn] = {}
 _SIGN_INS_LOCK = threading.Lock()
 
 
 def oauth2_sign_in(section: str, settings: OAuth2Settings, user: str) -> OAuth2SignIn:
-    """The process's one cache for this token source and user."""
+    """The process's one cache for this table's token source and user ([smtp] without a
+    table of its own shares [mailbox.oauth2]'s, and so its token)."""
     with _SIGN_INS_LOCK:
-        key = (settings, user)
+        key = (section, settings, user)
         if key not in _SIGN_INS:
             _SIGN_INS[key] = OAuth2SignIn(SOURCES[settings.provider](section, settings, user))
         return _SIGN_INS[key]
