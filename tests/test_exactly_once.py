@@ -16,17 +16,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from mailbot import config as config_module
 from mailbot import db
-from mailbot.db.models import OutboxEmail
 from mailbot.devtools.devservers import POSTGRES_ADMIN_URL, throwaway_postgres_database
 from mailbot.mailbox.fetch import Mailbox
 from mailbot.service import health
 from tests.conftest import sample_bytes
 from tests.forms import portal_form
-from tests.test_signposting import ALERTS, URGENT
+from tests.test_signposting import ALERTS, URGENT, outbox
 
 UNCERTAIN = "may have been delivered"
 
@@ -36,14 +34,6 @@ def run_once(config_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "mailbot", "--config", str(config_path), "run", "--once"],
         env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
     )
-
-
-def outbox(config) -> list[OutboxEmail]:  # type: ignore[no-untyped-def]
-    engine = db.make_engine(config.database.url)
-    with db.session_factory(engine)() as session:
-        rows = list(session.execute(select(OutboxEmail).order_by(OutboxEmail.id)).scalars())
-    engine.dispose()
-    return rows
 
 
 def health_problems(config) -> list[str]:  # type: ignore[no-untyped-def]
@@ -84,16 +74,22 @@ def two_enquiries(dovecot) -> None:  # type: ignore[no-untyped-def]
 
 # --- SIGKILL at each step of sending one email --------------------------------------------
 
-@pytest.mark.parametrize("step", ["before_smtp", "after_ledger", "after_mark_sent"])
-def test_killed_where_the_record_is_clear_each_email_goes_exactly_once(
-    dovecot, smtp_sink, make_config, database_url, step
-):
+def killed_at(step, dovecot, smtp_sink, make_config, database_url):  # type: ignore[no-untyped-def]
+    """Two enquiries, a run killed at STEP, then two whole runs; returns the config."""
     two_enquiries(dovecot)
     config_path, config = make_config(smtp_port=smtp_sink.port, extra=ALERTS,
                                       database_url=database_url)
     assert run_once(config_path, MAILBOT_FAILPOINT=step).returncode == -9
     assert run_once(config_path).returncode == 0
     assert run_once(config_path).returncode == 0
+    return config
+
+
+@pytest.mark.parametrize("step", ["before_smtp", "after_ledger", "after_mark_sent"])
+def test_killed_where_the_record_is_clear_each_email_goes_exactly_once(
+    dovecot, smtp_sink, make_config, database_url, step
+):
+    config = killed_at(step, dovecot, smtp_sink, make_config, database_url)
     assert sorted(deliveries(smtp_sink).values()) == [1, 1]
     assert [(r.status, r.copy_saved) for r in outbox(config)] == [("sent", True)] * 2
     assert sorted(message_ids(dovecot, "Sent")) == sorted(r.message_id for r in outbox(config))
@@ -105,12 +101,7 @@ def test_killed_while_the_server_had_the_data_a_family_email_is_never_sent_again
 ):
     """The one window left: from recording "handing over" to recording the 250. Nobody can
     know whether the email arrived, so it is not sent again but shown to staff."""
-    two_enquiries(dovecot)
-    config_path, config = make_config(smtp_port=smtp_sink.port, extra=ALERTS,
-                                      database_url=database_url)
-    assert run_once(config_path, MAILBOT_FAILPOINT=step).returncode == -9
-    assert run_once(config_path).returncode == 0
-    assert run_once(config_path).returncode == 0
+    config = killed_at(step, dovecot, smtp_sink, make_config, database_url)
     first, second = outbox(config)
     assert first.status == "failed" and UNCERTAIN in first.last_error
     assert second.status == "sent"
