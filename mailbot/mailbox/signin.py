@@ -553,23 +553,25 @@ class _SaslResponder:
 
 async def _authenticate_async(client: aioimaplib.IMAP4, mechanism: str,
                               initial: str) -> aioimaplib.Response:
-    """AUTHENTICATE with an initial response (RFC 4959) on aioimaplib, whose own xoauth2()
-    would wait for ever on the server's error challenge."""
+    """AUTHENTICATE on aioimaplib, as imaplib does it: the response to the server's first
+    "+", then an empty line to any further one (XOAUTH2's error report). aioimaplib's own
+    xoauth2() would wait for ever on that error challenge, and needs SASL-IR."""
     import aioimaplib
 
     protocol = client.protocol
-    encoded = base64.b64encode(initial.encode("utf-8")).decode("ascii")
+    encoded = base64.b64encode(initial.encode("utf-8"))
 
     class Authenticate(aioimaplib.Command):
-        def flush(self) -> None:  # a continuation: the server's challenge
-            super().flush()
-            protocol.transport.write(b"\r\n")
+        answered = False
 
-    command = Authenticate("AUTHENTICATE", protocol.new_tag(), mechanism, encoded,
-                           loop=protocol.loop)
+        def flush(self) -> None:  # a continuation: the server is waiting for us
+            super().flush()
+            protocol.transport.write((b"" if self.answered else encoded) + b"\r\n")
+            self.answered = True
+
+    command = Authenticate("AUTHENTICATE", protocol.new_tag(), mechanism, loop=protocol.loop)
     async with protocol.state_condition:
-        response = await asyncio.wait_for(protocol.execute(command, scrub=encoded),
-                                          client.timeout)
+        response = await asyncio.wait_for(protocol.execute(command), client.timeout)
         if response.result == "OK":
             protocol.state = aioimaplib.AUTH
         protocol.state_condition.notify_all()
