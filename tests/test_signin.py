@@ -170,6 +170,22 @@ def test_smtp_signs_in_as_its_from_address_with_the_mailboxs_app_by_default():
     assert config.smtp_oauth2 == config.mailbox.oauth2
 
 
+def test_config_check_reads_the_oauth2_secrets_and_names_one_it_cannot(
+    provider, tmp_path, capsys
+):
+    from mailbot.cli import main
+
+    provider.add_app("mailbot", secret=SECRET, mailbox=MAILBOX)
+    path = write_oauth2_config(tmp_path, provider, 1, 1)
+    assert main(["--config", str(path), "config", "check"]) == 0
+    assert capsys.readouterr().out == f"configuration OK: {path}\n"
+    (tmp_path / "client-secret").unlink()
+    assert main(["--config", str(path), "config", "check"]) == 2
+    assert capsys.readouterr().err == (
+        f"mailbot: [mailbox.oauth2] client_secret_file: cannot read "
+        f"{tmp_path / 'client-secret'}: No such file or directory\n")
+
+
 # --- Tokens: when they are renewed -----------------------------------------------------------
 
 

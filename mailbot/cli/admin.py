@@ -53,12 +53,12 @@ def _config_check(context: Context) -> int:
     import os
 
     from mailbot.errors import ConfigError
+    from mailbot.mailbox import signin
     from mailbot.replies.policy import check_templates
     from mailbot.replies.render import template_dirs
 
     config = context.config
-    config.mailbox.password()  # raises ConfigError naming the section and file
-    config.smtp.password()
+    signin.read_secrets(config)  # passwords or OAuth2 secrets: a ConfigError names the key
     for directory in template_dirs(config.replies.override_dir):
         if not os.access(directory, os.R_OK | os.X_OK):
             raise ConfigError(f"template directory {directory} is not readable")

@@ -382,6 +382,25 @@ def forget_tokens() -> None:
         _SIGN_INS.clear()
 
 
+def read_secrets(config: Config) -> None:
+    """Read every secret the sign-in will need, as the service will (`config check`): a
+    `ConfigError` names the first that cannot be read. Nothing is sent anywhere."""
+    if config.mailbox.auth == "password":
+        config.mailbox.password()
+    if config.smtp.auth == "password":
+        config.smtp.password()
+    for section, oauth2 in (("mailbox.oauth2", config.mailbox.oauth2),
+                            ("smtp.oauth2", config.smtp.oauth2)):
+        if oauth2 is None:
+            continue
+        if oauth2.client_secret_file or oauth2.client_secret_env:
+            oauth2.client_secret(section)
+        for key in ("certificate_file", "private_key_file", "service_account_file"):
+            path = getattr(oauth2, key)
+            if path:
+                _read_file(section, key, path)
+
+
 # --- Signing in to the mailbox (IMAP) ------------------------------------------------------
 
 
