@@ -465,6 +465,54 @@ class TriageSettings:
     rules_file: StrictStr | None = None  # an admin's extended copy of mailbot/triage/rules.toml
 
 
+def _listen(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise PydanticCustomError("listen", "Input should be HOST:PORT, e.g. 127.0.0.1:8080")
+    return value
+
+
+@dataclass(frozen=True, config=_SECTION)
+class WebSettings:
+    """The staff web console (`mailbot web`), behind the prison's reverse proxy."""
+
+    listen: Annotated[StrictStr, AfterValidator(_listen)] = "127.0.0.1:8080"
+    # A file holding a long random secret that signs the session cookies (a systemd
+    # credential, like the passwords); read when the console starts.
+    session_secret_file: StrictStr | None = None
+    # A session unused this long is over: the officer signs in again.
+    idle_minutes: Minutes = 30
+    # TLS is done by the reverse proxy: cookies are marked Secure and HSTS is sent.
+    # false only for a console reached over plain HTTP on loopback (tests, a trial).
+    behind_tls: StrictBool = True
+    # The reverse proxy's addresses, trusted for X-Forwarded-For and X-Forwarded-Proto.
+    trusted_proxies: Annotated[tuple[StrictStr, ...], BeforeValidator(_as_tuple)] = (
+        "127.0.0.1",
+    )
+    # Wrong passwords in a row that lock an account, and for how long.
+    lockout_after: Count = 10
+    lockout_minutes: Minutes = 15
+    page_size: Annotated[int, Strict(), Field(ge=5, le=500)] = 50
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    def session_secret(self) -> str:
+        if not self.session_secret_file:
+            raise ConfigError("[web] needs session_secret_file: a file with a long random "
+                              "secret, e.g. head -c 32 /dev/urandom | base64 > FILE")
+        secret = _read_secret("web", self.session_secret_file, None, key="session_secret")
+        if len(secret) < 32:
+            raise ConfigError(f"[web] session_secret_file: {self.session_secret_file} holds "
+                              f"{len(secret)} characters; use at least 32 random ones")
+        return secret
+
+
 class Config(BaseModel):
     """The whole file: one field per section, in the order problems are reported."""
 
@@ -484,6 +532,7 @@ class Config(BaseModel):
     deadlines: DeadlineSettings = Field(default_factory=DeadlineSettings)
     office_hours: OfficeHoursSettings = Field(default_factory=OfficeHoursSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     _source: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")

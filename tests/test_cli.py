@@ -17,7 +17,7 @@ from mailbot.devtools.devservers import config_text
 # Every group's verbs, as README.md's "Using it" lists them: scripts rely on these.
 VERBS = {
     (): ["concerns", "config", "consent", "db", "drafts", "export", "mailbox", "messages",
-         "report", "retention", "run", "status", "templates"],
+         "report", "retention", "run", "status", "templates", "users", "web"],
     ("concerns",): ["action", "close", "respond", "show"],
     ("config",): ["check"],
     ("consent",): ["grant", "list", "restrict", "withdraw"],
@@ -26,6 +26,7 @@ VERBS = {
     ("mailbox",): ["check"],
     ("messages",): ["list", "replay", "show"],
     ("templates",): ["check", "preview"],
+    ("users",): ["add", "disable", "list", "reset"],
 }
 
 

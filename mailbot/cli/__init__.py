@@ -2,7 +2,7 @@
 
 A click group with one module per area: service (run, status), messages, reports
 (export, report), consent, drafts, concerns, templates, admin (config, db, retention),
-mailbox (check).
+mailbox (check), users (the web console's accounts) and web (the console).
 Each module's `COMMANDS` are added to the top-level group, and every verb is given a
 `Context` (the configuration, and sessions on the database opened on first use) as
 click's `ctx.obj`.
@@ -33,12 +33,14 @@ from mailbot.cli import (
     reports,
     service,
     templates,
+    users,
 )
 from mailbot.cli.context import Context
 from mailbot.errors import DatabaseError, MailbotError
 from mailbot.logs import setup as setup_logging
 
-AREAS = (service, messages, reports, consent, drafts, templates, concerns, admin, mailbox)
+AREAS = (service, messages, reports, consent, drafts, templates, concerns, admin, mailbox,
+         users)
 
 
 class Failure(click.ClickException):

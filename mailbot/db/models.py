@@ -17,6 +17,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -173,6 +174,9 @@ class Contact(Base):
         back_populates="contact", order_by="OutboxEmail.id"
     )
     related_contact: Mapped[Contact | None] = relationship(remote_side=[id], viewonly=True)
+
+    # The staff console's queue: concerns with no response yet, oldest clock first.
+    __table_args__ = (Index("ix_contacts_queue", "responded_at", "status", "received_at"),)
 
 
 class ReferenceCounter(Base):
@@ -336,3 +340,23 @@ class AuditEvent(Base):
 
     contact: Mapped[Contact | None] = relationship()
     draft: Mapped[Draft | None] = relationship()
+
+
+class User(Base):
+    """A member of staff who signs in to the web console (`mailbot users`): a role, an
+    argon2id password hash, and the count of wrong passwords that locks the account."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # officer | manager | admin
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    disabled_at: Mapped[datetime | None]
+    # A session signed in before this is ended (a reset password signs everyone out).
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
