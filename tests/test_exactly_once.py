@@ -16,9 +16,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from mailbot import config as config_module
 from mailbot import db
+from mailbot.cli import cli
 from mailbot.devtools.devservers import POSTGRES_ADMIN_URL, throwaway_postgres_database
 from mailbot.mailbox.fetch import Mailbox
 from mailbot.service import health
@@ -82,14 +84,14 @@ def killed_at(step, dovecot, smtp_sink, make_config, database_url):  # type: ign
     assert run_once(config_path, MAILBOT_FAILPOINT=step).returncode == -9
     assert run_once(config_path).returncode == 0
     assert run_once(config_path).returncode == 0
-    return config
+    return config_path, config
 
 
 @pytest.mark.parametrize("step", ["before_smtp", "after_ledger", "after_mark_sent"])
 def test_killed_where_the_record_is_clear_each_email_goes_exactly_once(
     dovecot, smtp_sink, make_config, database_url, step
 ):
-    config = killed_at(step, dovecot, smtp_sink, make_config, database_url)
+    _path, config = killed_at(step, dovecot, smtp_sink, make_config, database_url)
     assert sorted(deliveries(smtp_sink).values()) == [1, 1]
     assert [(r.status, r.copy_saved) for r in outbox(config)] == [("sent", True)] * 2
     assert sorted(message_ids(dovecot, "Sent")) == sorted(r.message_id for r in outbox(config))
@@ -101,7 +103,7 @@ def test_killed_while_the_server_had_the_data_a_family_email_is_never_sent_again
 ):
     """The one window left: from recording "handing over" to recording the 250. Nobody can
     know whether the email arrived, so it is not sent again but shown to staff."""
-    config = killed_at(step, dovecot, smtp_sink, make_config, database_url)
+    config_path, config = killed_at(step, dovecot, smtp_sink, make_config, database_url)
     first, second = outbox(config)
     assert first.status == "failed" and UNCERTAIN in first.last_error
     assert second.status == "sent"
@@ -110,6 +112,13 @@ def test_killed_while_the_server_had_the_data_a_family_email_is_never_sent_again
     assert delivered[second.message_id] == 1
     assert delivered[first.message_id] == (1 if step == "after_smtp_accept" else 0)
     assert "1 email(s) failed: see the outbox" in health_problems(config)
+    # A member of staff checks with the family and sends it by hand: once more, same ID.
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "outbox", "resend",
+                                      str(first.id), "--by", "Officer Ada"])
+    assert result.exit_code == 0, result.output
+    assert f"email {first.id} sent again" in result.output
+    assert deliveries(smtp_sink)[first.message_id] == delivered[first.message_id] + 1
+    assert health_problems(config) == []
 
 
 def test_an_alert_interrupted_in_the_window_is_sent_again(dovecot, smtp_sink, make_config):

@@ -1,6 +1,6 @@
 """The `mailbot` command line: stable verbs that scripts, systemd and staff rely on.
 
-A click group with one module per area: service (run, status), messages, reports
+A click group with one module per area: service (run, status), messages, outbox, reports
 (export, report), consent, drafts, concerns, templates, admin (config, db, retention),
 mailbox (check), users (the web console's accounts) and web (the console).
 Each module's `COMMANDS` are added to the top-level group, and every verb is given a
@@ -30,6 +30,7 @@ from mailbot.cli import (
     drafts,
     mailbox,
     messages,
+    outbox,
     reports,
     service,
     templates,
@@ -39,8 +40,8 @@ from mailbot.cli.context import Context
 from mailbot.errors import DatabaseError, MailbotError
 from mailbot.logs import setup as setup_logging
 
-AREAS = (service, messages, reports, consent, drafts, templates, concerns, admin, mailbox,
-         users)
+AREAS = (service, messages, outbox, reports, consent, drafts, templates, concerns, admin,
+         mailbox, users)
 
 
 class Failure(click.ClickException):

@@ -32,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import RetryCallState, wait_exponential
 
+from mailbot.casework.audit import record_event
 from mailbot.config import Config
 from mailbot.db.models import OutboxEmail, utcnow
 from mailbot.devtools.failpoints import (
@@ -42,7 +43,7 @@ from mailbot.devtools.failpoints import (
     BEFORE_SMTP_DATA,
     failpoint,
 )
-from mailbot.errors import describe
+from mailbot.errors import RefusedError, describe
 from mailbot.logs import event
 from mailbot.mailbox.smtp import SMTP_ERRORS, SmtpConnection, smtp_code
 from mailbot.parsers.mime import POLICY, WIRE_POLICY
@@ -550,6 +551,29 @@ def _backoff(attempts: int, base_seconds: int) -> timedelta:
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = attempts
     return timedelta(seconds=wait_exponential(multiplier=base_seconds, max=3600)(state))
+
+
+class ResendRefused(RefusedError):
+    """Only a failed email can be sent again, and only by a named person."""
+
+
+def resend(session: Session, email_id: int, *, by: str) -> OutboxEmail:
+    """Queue a failed email again, the same bytes and Message-ID, because a member of
+    staff has checked that it should go (after a refusal they fixed, or an interrupted
+    send they found did not arrive). Recorded in the audit trail under BY."""
+    row = session.get(OutboxEmail, email_id)
+    if row is None:
+        raise ResendRefused(f"no email {email_id} in the outbox")
+    if not by.strip():
+        raise ResendRefused("--by must name the person asking for the resend")
+    if row.status != Status.FAILED or row.raw is None:
+        raise ResendRefused(f"email {email_id} is {row.status}: only a failed email is resent")
+    was = row.last_error or ""
+    row.status, row.attempts, row.next_attempt_at = Status.QUEUED, 0, utcnow()
+    row.last_error = f"resend asked by {by}; before: {was}"[:1000]
+    record_event(session, actor=by, action="email_resend", contact_id=row.contact_id,
+                 detail={"outbox": row.id, "kind": row.kind, "before": was[:300]})
+    return row
 
 
 def claim(sessions: sessionmaker[Session], email_id: int) -> tuple[bytes, str, str] | None:
