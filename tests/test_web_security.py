@@ -153,3 +153,25 @@ def test_a_disabled_officer_is_signed_out_at_the_next_request(app):
         accounts.disable(session, "Officer Smith", by="test")
         session.commit()
     assert browser.get("/queue").status_code == 303
+
+
+def test_the_pages_render_on_a_seeded_log(app, tmp_path):
+    """Every officer page, on the seeded communications log (tests/seed.py)."""
+    from mailbot.db.models import Contact, Draft
+    from tests.seed import seed_log
+
+    web = app.state.web
+    with app.state.sessions() as session:
+        seed_log(session, web.config)
+        session.commit()
+        reference = session.execute(select(Contact.reference)).scalars().first()
+        draft_id = session.execute(select(Draft.id)).scalars().first()
+    browser, _ = signed_in(app, "Admin Patel")
+    pages = ["/queue", "/queue?sort=time&urgency=urgent&category=self_harm&wing=A",
+             f"/concerns/{reference}", f"/concerns/{reference}/raw", "/drafts",
+             "/consent", "/quarantine", "/audit", "/users"]
+    if draft_id:
+        pages.append(f"/drafts/{draft_id}")
+    for url in pages:
+        answer = browser.get(url)
+        assert answer.status_code == 200, (url, answer.text[-2000:])
