@@ -17,7 +17,7 @@ from mailbot.devtools.devservers import config_text
 # Every group's verbs, as README.md's "Using it" lists them: scripts rely on these.
 VERBS = {
     (): ["concerns", "config", "consent", "db", "drafts", "export", "mailbox", "messages",
-         "report", "retention", "run", "status", "templates", "users", "web"],
+         "outbox", "report", "retention", "run", "status", "templates", "users", "web"],
     ("concerns",): ["action", "close", "respond", "show"],
     ("config",): ["check"],
     ("consent",): ["grant", "list", "restrict", "withdraw"],
@@ -25,6 +25,7 @@ VERBS = {
     ("drafts",): ["approve", "list", "redraft", "reject", "show"],
     ("mailbox",): ["check"],
     ("messages",): ["list", "replay", "show"],
+    ("outbox",): ["list", "resend"],
     ("templates",): ["check", "preview"],
     ("users",): ["add", "disable", "list", "reset"],
 }
