@@ -43,7 +43,7 @@ from mailbot.devtools.failpoints import (
     BEFORE_SMTP_DATA,
     failpoint,
 )
-from mailbot.errors import RefusedError, describe
+from mailbot.errors import ConfigError, RefusedError, describe
 from mailbot.logs import event
 from mailbot.mailbox.smtp import SMTP_ERRORS, SmtpConnection, smtp_code
 from mailbot.parsers.mime import POLICY, WIRE_POLICY
@@ -470,6 +470,12 @@ def _send_one(
         smtp.hand_over(raw)
         failpoint(AFTER_SMTP_ACCEPT)
         ledger.note(message_id, Step.ACCEPTED)
+    except ConfigError as exc:
+        # The mail server's secret cannot be read (by this user, or at all): nothing went.
+        _release_unsent(sessions, email_id, handed_over)
+        summary.connection_error = str(exc)
+        event(log, logging.ERROR, "smtp_secret_unreadable", outbox=email_id, error=str(exc))
+        return None
     except LedgerError as exc:
         # Nothing is handed over without its record; after the 250, the next pass's
         # recovery treats the email as uncertain, never as unsent.
