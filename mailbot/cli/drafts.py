@@ -79,12 +79,9 @@ def show(context: Context, draft_id: int) -> int:
 @pass_context
 def approve(context: Context, draft_id: int, by: str, edit: Path | None) -> int:
     """approve and send a draft (queued if the mail server cannot be reached now)"""
-    from mailbot.db.models import OutboxEmail
-    from mailbot.errors import describe
-    from mailbot.logs import event
     from mailbot.mailbox.fetch import Mailbox
     from mailbot.replies import drafts
-    from mailbot.replies.outbox import Status, send_due
+    from mailbot.replies.outbox import Status
 
     config, sessions = context.config, context.sessions
     with sessions() as session:
@@ -94,16 +91,8 @@ def approve(context: Context, draft_id: int, by: str, edit: Path | None) -> int:
         reference, email_id = approval.draft.contact.reference, approval.email.id
     # The approval is committed: whatever stops the email going now (the server down, a
     # secret this shell cannot read), it stays queued and goes when the server answers.
-    try:
-        send_due(config, sessions, lambda: Mailbox.connect(config.mailbox))
-    except Exception as exc:  # noqa: BLE001 - said below as "queued"; the daemon retries
-        event(log, logging.WARNING, "approval_not_sent_now", draft=draft_id,
-              error=describe(exc))
-    with sessions() as session:
-        drafts.settle_sent(session)
-        session.commit()
-        email = session.get(OutboxEmail, email_id)
-        status, error = (email.status, email.last_error) if email else (None, None)
+    status, error = drafts.send_approved(config, sessions, email_id,
+                                         lambda: Mailbox.connect(config.mailbox))
     if status == Status.SENT:
         print(f"draft {draft_id} approved for {reference} and sent")
         return 0

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from mailbot.casework.audit import MAILBOT, record_event
 from mailbot.config import Config
 from mailbot.db.models import Contact, Draft, OutboxEmail, utcnow
-from mailbot.errors import RefusedError
+from mailbot.errors import RefusedError, describe
 from mailbot.logs import event
 from mailbot.parsers.contact import ContactStatus
 from mailbot.replies import consent
@@ -347,3 +347,21 @@ def _identifying_words_in(text: str, contact: Contact) -> list[str]:
 
 def _angle(message_id: str | None) -> str | None:
     return f"<{message_id}>" if message_id else None
+
+
+def send_approved(config: Config, sessions: Any, email_id: int,
+                  open_mailbox: Any) -> tuple[str | None, str | None]:
+    """Try to send an approved draft's email now, then settle what went; returns the
+    email's (status, last_error). The approval stands, queued, whatever stops it now."""
+    from mailbot.replies.outbox import send_due  # outbox imports nothing of drafts
+
+    try:
+        send_due(config, sessions, open_mailbox)
+    except Exception as exc:  # noqa: BLE001 - said as "queued"; the daemon retries
+        event(log, logging.WARNING, "approval_not_sent_now", outbox=email_id,
+              error=describe(exc))
+    with sessions() as session:
+        settle_sent(session)
+        session.commit()
+        email = session.get(OutboxEmail, email_id)
+        return (email.status, email.last_error) if email else (None, None)

@@ -281,9 +281,8 @@ def _int(value: str) -> int:
 
 @page("officer")
 async def draft_approve(request: Request, web: Web, user: User) -> Response:
-    from mailbot.db.models import OutboxEmail
     from mailbot.mailbox.fetch import Mailbox
-    from mailbot.replies.outbox import Status, send_due
+    from mailbot.replies.outbox import Status
 
     draft_id = _int(request.path_params["draft_id"])
     form = await _form(request)
@@ -299,15 +298,8 @@ async def draft_approve(request: Request, web: Web, user: User) -> Response:
                                       edited_text=edited)
             session.commit()
             reference, email_id = approval.draft.contact.reference, approval.email.id
-        try:  # as `drafts approve` does: the approval stands, queued, if this fails
-            send_due(config, sessions, lambda: Mailbox.connect(config.mailbox))
-        except Exception:  # noqa: BLE001, S110 - shown as "queued"; the daemon retries
-            pass
-        with sessions() as session:
-            drafts.settle_sent(session)
-            session.commit()
-            email = session.get(OutboxEmail, email_id)
-            status, error = (email.status, email.last_error) if email else (None, None)
+        status, error = drafts.send_approved(config, sessions, email_id,
+                                             lambda: Mailbox.connect(config.mailbox))
         if status == Status.SENT:
             return f"Draft {draft_id} approved for {reference} and sent"
         if status in (Status.FAILED, Status.SUPPRESSED):
