@@ -360,3 +360,41 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+
+
+class TemplateVersion(Base):
+    """A reply or alert template's wording as an admin saved it in the console: one
+    numbered version of all its parts (mailbot/replies/versions.py). Number 0 is never
+    stored: it stands for the files under templates/ (or the override directory)."""
+
+    __tablename__ = "template_versions"
+    __table_args__ = (UniqueConstraint("kind", "name", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "templates" (replies) | "alerts"
+    name: Mapped[str] = mapped_column(String(100))
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per template
+    subject: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    based_on: Mapped[int] = mapped_column(Integer, default=0)  # the live number then
+
+
+class TemplateApproval(Base):
+    """A manager making one version of a template live (number 0: the shipped files).
+    The newest approval of a template is its live version; a rollback is an approval of
+    an earlier version. Rows are only ever added."""
+
+    __tablename__ = "template_approvals"
+    __table_args__ = (Index("ix_template_approvals_template", "kind", "name", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100))
+    number: Mapped[int] = mapped_column(Integer)
+    approved_by: Mapped[str] = mapped_column(String(200))
+    approved_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rollback: Mapped[bool] = mapped_column(Boolean, default=False)
