@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from mailbot.parsers.contact import Disposition
+from mailbot.triage.categories import Urgency
 
 __all__ = ["Disposition"]  # defined with the other shared values; its home was here
 
@@ -142,7 +143,7 @@ class Contact(Base):
     # Triage: filled when the contact is logged (mailbot/triage.py).
     is_safer_custody: Mapped[bool] = mapped_column(Boolean, default=True)
     categories: Mapped[list[str]] = mapped_column(default=list)
-    urgency: Mapped[str] = mapped_column(String(32), default="urgent", index=True)
+    urgency: Mapped[str] = mapped_column(String(32), default=Urgency.URGENT, index=True)
     triage_reasons: Mapped[list[str]] = mapped_column(default=list)
     # Sentences triage could not account for as routine: shown to staff, and any of them
     # ruled out an automatic reply.

@@ -3,6 +3,8 @@ filed under and the urgency levels, from a threat to life down to a routine enqu
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 SAFETY_CATEGORIES: tuple[str, ...] = (
     "suicide_self_harm",
     "mental_health",
@@ -51,9 +53,20 @@ SPECIFIC_ENQUIRIES: tuple[str, ...] = (
     "gym", "education_work",
 )
 
-IMMEDIATE, URGENT, ROUTINE = "immediate", "urgent", "routine"
-NOT_SAFER_CUSTODY = "not_safer_custody"
-URGENCIES: tuple[str, ...] = (IMMEDIATE, URGENT, ROUTINE, NOT_SAFER_CUSTODY)
+
+
+class Urgency(StrEnum):
+    """How soon staff must act on a contact; stored in the communications log as its value."""
+
+    IMMEDIATE = "immediate"
+    URGENT = "urgent"
+    ROUTINE = "routine"
+    NOT_SAFER_CUSTODY = "not_safer_custody"
+
+
+IMMEDIATE, URGENT, ROUTINE = Urgency.IMMEDIATE, Urgency.URGENT, Urgency.ROUTINE
+NOT_SAFER_CUSTODY = Urgency.NOT_SAFER_CUSTODY
+URGENCIES: tuple[str, ...] = tuple(Urgency)
 SAFETY_LEVELS: tuple[str, ...] = (IMMEDIATE, URGENT, ROUTINE)
 # Signal levels that are not safety levels: an enquiry only names a department; a marker
 # decides nothing alone and is what combinations and lowerings look for.
