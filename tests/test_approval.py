@@ -166,6 +166,7 @@ def test_an_approval_while_smtp_is_down_is_queued_and_the_clock_runs_until_it_is
     assert clock_running(cli, reference)
     assert f"draft {draft['id']} (ack_no_consent) approved, not yet sent" in (
         digest_70_hours_on(cli))
+    assert "drafts awaiting approval: 0; approved, not yet sent: 1" in cli("status")[1]
 
     # A pass that cannot reach the mail server says so, in one line, and fails.
     code, out, err = cli("run", "--once")
@@ -189,6 +190,7 @@ def test_an_approval_while_smtp_is_down_is_queued_and_the_clock_runs_until_it_is
     assert concern["drafts"][0]["state"] == "sent"
     assert cli.drafts() == []
     assert not clock_running(cli, reference)
+    assert "approved, not yet sent: 0" in cli("status")[1]
 
 
 def test_an_approval_from_a_shell_that_cannot_read_the_smtp_secret_is_queued(

@@ -27,11 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.casework.deadlines import hours_left, is_open
 from mailbot.config import Config
 from mailbot.db.models import Contact, Draft, MailboxState, OutboxEmail, utcnow
-from mailbot.errors import MailboxError, SignInError, describe
+from mailbot.errors import MailboxError, MailboxLoginError, SignInError, describe
 from mailbot.logs import event
 from mailbot.mailbox.fetch import Mailbox
 from mailbot.mailbox.smtp import SmtpConnection
 from mailbot.parsers.mime import POLICY, WIRE_POLICY
+from mailbot.replies.drafts import Status as DraftStatus
 from mailbot.replies.outbox import Kind, enqueue, send_due
 from mailbot.replies.policy import render_alert
 from mailbot.replies.render import RenderedEmail, TemplateError
@@ -46,6 +47,16 @@ class Report:
     healthy: bool
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # The mailbox or the mail server refused to sign mailbot in (a password refused, an
+    # OAuth2 token or client secret refused): retrying will not help, people must act.
+    sign_in_failed: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """`mailbot status`'s: 0 healthy, 3 (as `run --once`) when a sign-in failed, else 1."""
+        if self.sign_in_failed:
+            return MailboxError.exit_code
+        return 0 if self.healthy else 1
 
 
 def status(config: Config, sessions: sessionmaker[Session], *, probe: bool = True) -> Report:
@@ -86,10 +97,17 @@ def _outbox_lines(session: Session, report: Report) -> None:
                         f"{counts.get('sent', 0)} sent")
     if failed:
         report.problems.append(f"{failed} email(s) failed: see the outbox")
-    drafts_waiting = session.scalar(
-        select(func.count()).select_from(Draft).where(Draft.status == "draft")
+    drafts = dict(
+        session.execute(
+            select(Draft.status, func.count())
+            .where(Draft.status.in_((DraftStatus.DRAFT, DraftStatus.APPROVED)))
+            .group_by(Draft.status)
+        ).all()
     )
-    report.lines.append(f"drafts awaiting approval: {drafts_waiting}")
+    # An approved draft is not a response until the mail server has accepted it: while it
+    # waits in the outbox the concern's 72-hour clock keeps running, so say so apart.
+    report.lines.append(f"drafts awaiting approval: {drafts.get(DraftStatus.DRAFT, 0)}; "
+                        f"approved, not yet sent: {drafts.get(DraftStatus.APPROVED, 0)}")
 
 
 def _concern_lines(session: Session, config: Config, report: Report, now: datetime) -> None:
@@ -118,8 +136,9 @@ def _probe_mailbox(config: Config, report: Report,
     settings = config.mailbox
     try:
         mailbox = Mailbox.connect(settings, sleep=lambda _: None)
-    except SignInError as exc:  # the line says what to fix
+    except MailboxLoginError as exc:  # the line says what to fix
         report.problems.append(f"mailbox sign-in failed: {exc}")
+        report.sign_in_failed = True
         return
     except Exception as exc:  # noqa: BLE001
         report.problems.append(f"mailbox unreachable: {exc}")
@@ -170,7 +189,9 @@ def _drafts_taken_unseen(config: Config, sessions: sessionmaker[Session], mailbo
             .where(AuditEvent.at >= since, AuditEvent.actor != MAILBOT,
                    AuditEvent.action.in_(("draft_sent", STAFF_MAIL)))
         )
-    folder = config.drafts.drafts_folder
+    from mailbot.mailbox.mail_client import drafts_folder
+
+    folder = drafts_folder(config, mailbox)
     if found or not mailbox.client.folder.exists(folder):
         return
     taken = [mid for mid, _ in placed if not mailbox.uids_with_message_id(folder, mid)]
@@ -178,7 +199,7 @@ def _drafts_taken_unseen(config: Config, sessions: sessionmaker[Session], mailbo
         report.problems.append(
             f"{len(taken)} draft(s) mailbot placed in {folder!r} over "
             f"{DRAFTS_TAKEN_AFTER.days} days ago are gone from it, yet nothing staff sent "
-            f"has been found in {config.mailbox.sent_folder!r} since: if staff send as the "
+            f"has been found in {mailbox.sent_folder!r} since: if staff send as the "
             f"shared mailbox from Outlook, have Exchange keep a copy there (Set-Mailbox "
             f"-MessageCopyForSentAsEnabled $true, docs/microsoft-365.md) or approve with "
             f"`mailbot drafts approve`"
@@ -191,14 +212,26 @@ def _probe_smtp(config: Config, report: Report) -> None:
         report.lines.append("mail server: reachable")
     except SignInError as exc:
         report.problems.append(f"mail server sign-in failed: {exc}")
+        report.sign_in_failed = True
+    except smtplib.SMTPAuthenticationError as exc:
+        smtp = config.smtp
+        reply = exc.smtp_error.decode("utf-8", "replace") if isinstance(
+            exc.smtp_error, bytes) else str(exc.smtp_error)
+        report.problems.append(
+            f"mail server sign-in failed: the mail server at {smtp.host}:{smtp.port} refused "
+            f"the password for {smtp.username} ({exc.smtp_code} {' '.join(reply.split())}"
+            f"): check [smtp] username and password_file / password_env")
+        report.sign_in_failed = True
     except (OSError, smtplib.SMTPException) as exc:
         report.problems.append(f"mail server unreachable: {exc.__class__.__name__}: {exc}")
 
 
 def mailbox_check(config: Config) -> Report:
-    """`mailbot mailbox check`: sign in to the mailbox and the mail server as configured
-    and survey the folders mailbot will use. Sends nothing, writes nothing. A sign-in that
-    fails raises its error (exit code 3); a folder problem makes the report unhealthy."""
+    """`mailbot mailbox check`: sign in to the mailbox and the mail server as configured,
+    create the folders mailbot would create on its first pass (Processed, Quarantine...),
+    and survey the folders it will use. Sends nothing. A sign-in that fails, or a folder
+    the server will not create, raises its error (exit code 3); a folder problem makes
+    the report unhealthy."""
     from mailbot.mailbox import folders
 
     report = Report(healthy=True)
@@ -206,7 +239,8 @@ def mailbox_check(config: Config) -> Report:
     with Mailbox.connect(settings, sleep=lambda _: None) as mailbox:
         report.lines.append(f"mailbox: signed in to {settings.host}:{settings.port} as "
                             f"{settings.username} ({_method(settings.auth, settings.oauth2)})")
-        checks = folders.survey(config, mailbox)
+        created = mailbox.ensure_folders(*folders.folders_to_create(config, mailbox))
+        checks = folders.survey(config, mailbox, created)
     smtp = config.smtp
     try:
         SmtpConnection(config).close()
