@@ -359,7 +359,9 @@ def test_consent_granted_then_withdrawn_refuses_the_approval_with_the_reason(con
         "Dear Mary Sample,\n\nKieran Sample was seen on D wing today and is safe.\n")
     console.submit(page, "Approve and send")
     problem = page.inner_text(".govuk-error-summary")
-    assert "written with consent 'full'" in problem and "Redraft" in problem
+    assert "written with consent 'full'" in problem and "what is in force now is 'none'" in problem
+    assert "Redraft for the consent in force now" in problem  # the console's button
+    assert "mailbot drafts" not in problem  # not the command line's words
     assert console.family_deliveries("mary.sample@example.com") == []
     with console.sessions() as session:
         assert session.get(Draft, draft_id).status == "draft"

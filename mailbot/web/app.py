@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +52,31 @@ NAV = (
 )
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+# What each reply template is, in the words an officer uses.
+TEMPLATE_NAMES = {
+    "ack_consent": "acknowledgement with consent (may name the prisoner)",
+    "ack_no_consent": "acknowledgement without consent (says nothing about the prisoner)",
+    "ack_restricted": "acknowledgement to a restricted contact (says nothing)",
+    "ack_unverified": "acknowledgement to an unverified sender (says nothing)",
+    "signposting": "signposting (where to ask instead)",
+}
+
+
+def local_time(when: datetime | None, zone: ZoneInfo, seconds: bool = False) -> str:
+    """A stored (UTC) time as the prison's clock shows it: '02 Dec 2026 16:49 GMT'."""
+    if when is None:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(zone).strftime("%d %b %Y %H:%M" + (":%S" if seconds else "")
+                                          + " %Z")
+
+
+def rows_for(text: str, width: int = 90) -> int:
+    """Enough rows for a textarea to show TEXT without scrolling (a draft is read whole
+    before it is approved)."""
+    lines = (text or "").split("\n")
+    return max(8, sum(1 + len(line) // width for line in lines) + 1)
 
 
 class Web:
@@ -60,6 +87,12 @@ class Web:
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(default=True),
                                      trim_blocks=True, lstrip_blocks=True)
+        zone = ZoneInfo(config.office_hours.timezone)
+        self.templates.filters.update(
+            local=lambda when, seconds=False: local_time(when, zone, seconds),
+            words=lambda name: str(name or "").replace("_", " "),
+            template_name=lambda name: TEMPLATE_NAMES.get(name, str(name).replace("_", " ")),
+            rows_for=rows_for)
 
     def render(self, request: Request, name: str, status_code: int = 200,
                **context: Any) -> HTMLResponse:

@@ -3,6 +3,7 @@ the same functions, as the command line (mailbot/cli/): nothing here decides a r
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import String, case, cast, func, select
@@ -21,6 +22,26 @@ from mailbot.triage import CATEGORIES, RANK, URGENCIES
 from mailbot.web import accounts
 from mailbot.web.app import Web, csrf_token, page, public
 from mailbot.web.clock import time_left_colour, time_left_words
+
+# The refusals come from the functions the command line calls, and some end by saying
+# which command to type next; in the console, where to click instead.
+CONSOLE_WORDS = (
+    (re.compile(r"write the reply in the file, or approve without --edit to send the draft "
+                r"as it is \(mailbot drafts show \d+\)"),
+     "write the reply in the box, or reload the page to send the draft as it was written"),
+    (re.compile(r"Redraft it: mailbot drafts redraft \d+ --by NAME"),
+     "Redraft it with 'Redraft for the consent in force now', below"),
+    (re.compile(r"record it: mailbot concerns respond \S+ --by NAME --method phone"),
+     "record it under 'Record a response made another way' on the concern"),
+)
+
+
+def said(exc: Exception) -> str:
+    """A refusal in the console's words."""
+    text = str(exc)
+    for pattern, words in CONSOLE_WORDS:
+        text = pattern.sub(words, text)
+    return text
 
 
 def _back(path: str, notice: str, request: Request) -> Response:
@@ -200,7 +221,7 @@ async def _casework(request: Request, web: Web, user: User, apply: Any, done: st
     try:
         await run_in_threadpool(run)
     except RefusedError as exc:
-        return await concern.__wrapped__(request, web, user, error=str(exc), status_code=400)
+        return await concern.__wrapped__(request, web, user, error=said(exc), status_code=400)
     return _back(f"/concerns/{reference}", done, request)
 
 
@@ -311,7 +332,7 @@ async def draft_approve(request: Request, web: Web, user: User) -> Response:
     try:
         notice = await run_in_threadpool(run)
     except RefusedError as exc:
-        return await draft_page.__wrapped__(request, web, user, error=str(exc),
+        return await draft_page.__wrapped__(request, web, user, error=said(exc),
                                             status_code=400, text=text)
     return _back(f"/drafts/{draft_id}", notice, request)
 
@@ -325,7 +346,7 @@ async def draft_reject(request: Request, web: Web, user: User) -> Response:
             drafts.reject(session, draft_id, by=user.name, reason=form.get("reason", ""))
             session.commit()
     except RefusedError as exc:
-        return await draft_page.__wrapped__(request, web, user, error=str(exc),
+        return await draft_page.__wrapped__(request, web, user, error=said(exc),
                                             status_code=400)
     return _back(f"/drafts/{draft_id}", f"Draft {draft_id} rejected", request)
 
@@ -339,7 +360,7 @@ async def draft_redraft(request: Request, web: Web, user: User) -> Response:
             session.commit()
             new_id, template = new.id, new.template
     except RefusedError as exc:
-        return await draft_page.__wrapped__(request, web, user, error=str(exc),
+        return await draft_page.__wrapped__(request, web, user, error=said(exc),
                                             status_code=400)
     return _back(f"/drafts/{new_id}", f"Draft {draft_id} superseded by draft {new_id} "
                  f"({template})", request)
@@ -380,7 +401,7 @@ async def consent_record(request: Request, web: Web, user: User) -> Response:
                 return web.render(request, "not_found.html", 404, what="no such action")
             session.commit()
     except RefusedError as exc:
-        return await consent_page.__wrapped__(request, web, user, error=str(exc),
+        return await consent_page.__wrapped__(request, web, user, error=said(exc),
                                               status_code=400)
     return _back("/consent", done, request)
 
@@ -432,7 +453,7 @@ async def quarantine_replay(request: Request, web: Web, user: User) -> Response:
     try:
         notice = await run_in_threadpool(run)
     except RefusedError as exc:
-        notice = str(exc)
+        notice = said(exc)
     return _back("/quarantine", notice, request)
 
 
