@@ -65,9 +65,7 @@ ROUTINE_OPENERS = (
 # Known misses of the newest held-out set, measured when it was new and not yet fixed
 # (issue 13 stays open for them): held for a person, but not logged as safer custody.
 # A case listed here that passes makes the test fail, so the list only shrinks.
-KNOWN_MISSES_WITH_A_QUESTION_IN_FRONT = {
-    "older_prisoner_struggling_stairs",  # "not go down for meals" read as a denial
-}
+KNOWN_MISSES_WITH_A_QUESTION_IN_FRONT: set[str] = set()
 
 
 def test_a_routine_question_in_front_of_a_safety_text_never_makes_it_routine() -> None:
