@@ -298,7 +298,10 @@ class MailboxSettings:
     inbox: StrictStr = "INBOX"
     processed_folder: StrictStr = "Processed"
     quarantine_folder: StrictStr = "Quarantine"
-    sent_folder: StrictStr = "Sent"  # where a copy of every email mailbot sends is kept
+    # Where a copy of every email mailbot sends is kept, and staff responses are read.
+    # Unset: the folder the server flags \Sent (SPECIAL-USE, RFC 6154), such as
+    # Exchange's "Sent Items" or Gmail's "[Gmail]/Sent Mail"; "Sent" if it flags none.
+    sent_folder: StrictStr | None = None
     # Hold an IMAP IDLE connection while running as a daemon, so new mail is processed
     # within seconds; the poll every poll_interval_seconds stays as the safety net.
     idle: StrictBool = True
@@ -457,7 +460,9 @@ class DraftSettings:
     # Also place each draft in the mailbox's Drafts folder, so staff can approve (send)
     # it from their mail client; mailbot then finds the sent copy in the Sent folder.
     mailbox_drafts: StrictBool = True
-    drafts_folder: StrictStr = "Drafts"
+    # Unset: the folder the server flags \Drafts (Gmail's "[Gmail]/Drafts"); "Drafts"
+    # if it flags none.
+    drafts_folder: StrictStr | None = None
 
 
 @dataclass(frozen=True, config=_SECTION)

@@ -57,7 +57,9 @@ def test_the_defaults_are_unchanged(tmp_path, monkeypatch):
         "host": "imap.example", "username": "u@prison.example", "port": 993, "security": "ssl",
         "password_file": None, "password_env": "PW", "auth": "password", "oauth2": None,
         "inbox": "INBOX",
-        "processed_folder": "Processed", "quarantine_folder": "Quarantine", "sent_folder": "Sent",
+        "processed_folder": "Processed", "quarantine_folder": "Quarantine",
+        # Issue 15: unset means the server's \Sent (SPECIAL-USE), else "Sent".
+        "sent_folder": None,
         "idle": True, "poll_interval_seconds": 60, "batch_size": 200,
         "max_message_bytes": 50 * 1024 * 1024, "timeout_seconds": 30, "connect_attempts": 4,
     }
@@ -88,7 +90,8 @@ def test_the_defaults_are_unchanged(tmp_path, monkeypatch):
         "timezone": "Europe/London",
     }
     assert dataclasses.asdict(config.retention) == {"months": 24, "raw_message_months": 24}
-    assert dataclasses.asdict(config.drafts) == {"mailbox_drafts": True, "drafts_folder": "Drafts"}
+    # Issue 15: unset means the server's \Drafts (SPECIAL-USE), else "Drafts".
+    assert dataclasses.asdict(config.drafts) == {"mailbox_drafts": True, "drafts_folder": None}
     assert config.triage.rules_file is None
 
 

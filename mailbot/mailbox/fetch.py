@@ -3,6 +3,11 @@
 It decides nothing about what a message is. It connects (retrying with backoff), makes
 sure the processed and quarantine folders exist, reads the inbox in batches bounded by
 count and bytes, and moves each message only when the caller says it is committed.
+
+It also knows which folder the server means by Drafts and Sent (and Junk and Trash):
+the one it flags with that SPECIAL-USE attribute (RFC 6154) in its LIST, read once per
+connection, so Exchange's "Sent Items" and Gmail's "[Gmail]/Sent Mail" are used without
+being configured; a folder named in the configuration always wins.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _INTERNALDATE = re.compile(rb'\bINTERNALDATE "([^"]+)"')
 
+# mailbot's use of a folder, the SPECIAL-USE attribute (RFC 6154) the server gives that
+# kind of folder, and the name used when the server flags none.
+SPECIAL_USE = {"sent": "\\Sent", "drafts": "\\Drafts", "junk": "\\Junk", "trash": "\\Trash"}
+PLAIN_NAME = {"sent": "Sent", "drafts": "Drafts", "junk": "Junk", "trash": "Trash"}
+
 # Errors that mean the connection, not our credentials, failed: worth retrying.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -77,6 +87,7 @@ class Mailbox:
         self.settings = settings
         self.client = client
         self.capabilities = _capabilities_after_login(client)
+        self._special_use: dict[str, str] | None = None
 
     @classmethod
     def connect(cls, settings: MailboxSettings, sleep=time.sleep) -> Mailbox:  # type: ignore[no-untyped-def]
@@ -140,7 +151,39 @@ class Mailbox:
     def close(self) -> None:
         _close_quietly(self.client)
 
-    def ensure_folders(self, *names: str) -> None:
+    def special_use(self) -> dict[str, str]:
+        """The folders the server flags with a SPECIAL-USE attribute, by use ("sent":
+        "Sent Items"): one LIST per connection, whoever asks first. A server that flags
+        two folders alike (it should not) gets its first."""
+        if self._special_use is None:
+            found: dict[str, str] = {}
+            wanted = {flag.lower(): use for use, flag in SPECIAL_USE.items()}
+            for folder in self.client.folder.list():
+                for flag in folder.flags:
+                    use = wanted.get(flag.lower())
+                    if use is not None:
+                        found.setdefault(use, folder.name)
+            self._special_use = found
+            event(log, logging.DEBUG, "mailbox_special_use_folders",
+                  **{use: found.get(use, "-") for use in SPECIAL_USE})
+        return self._special_use
+
+    def folder_for(self, use: str, configured: str | None = None) -> str:
+        """The folder to use for Drafts, Sent, Junk or Trash: the configured name when
+        there is one, else the server's SPECIAL-USE folder, else the plain name."""
+        if configured:
+            return configured
+        return self.special_use().get(use, PLAIN_NAME[use])
+
+    @property
+    def sent_folder(self) -> str:
+        """Where copies of what mailbot sends are filed, and staff responses are read."""
+        return self.folder_for("sent", self.settings.sent_folder)
+
+    def ensure_folders(self, *names: str) -> list[str]:
+        """Create each folder that is missing; the ones created. A refusal raises the
+        server's words, the folder and what to do, in one line."""
+        created = []
         for name in names:
             if self.client.folder.exists(name):
                 continue
@@ -156,6 +199,9 @@ class Mailbox:
                     ) from exc
                 continue
             event(log, logging.INFO, "mailbox_folder_created", folder=name)
+            created.append(name)
+            self._special_use = None  # the server may flag what it just made
+        return created
 
     def select(self, folder: str) -> int | None:
         """Select a folder read-write and return its UIDVALIDITY."""

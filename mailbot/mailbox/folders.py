@@ -1,27 +1,37 @@
 """The folders: decides whether each folder mailbot uses is there on the server, may be
 written, and is the one the server itself means (SPECIAL-USE, RFC 6154).
 
-Exchange calls its Sent folder "Sent Items" and Gmail "[Gmail]/Sent Mail"; a configuration
-still saying "Sent" would make mailbot create a folder of its own that no member of staff
-sends from, and never see the responses they send from Outlook. So a configured Drafts or
-Sent folder is compared with the folder the server flags `\\Drafts` or `\\Sent`, and a
-difference is a problem with the line to put in the configuration. Junk and Trash are
-listed as the server names them, for the administrator's information; mailbot uses neither.
-Only reads: LIST, and a SELECT of each folder that exists (read-write, or refused as
-read-only).
+Exchange calls its Sent folder "Sent Items" and Gmail "[Gmail]/Sent Mail". Left out of
+the configuration, Drafts and Sent are the folders the server flags `\\Drafts` and
+`\\Sent` (the mailbox stage finds them: `Mailbox.folder_for`), and the survey says so. A
+configured name always wins, but one that differs from the server's own folder is a
+problem: staff send from the server's Sent, so mailbot would never see their responses.
+Junk and Trash are listed as the server names them, for the administrator's information;
+mailbot uses neither. Only reads: LIST, and a SELECT of each folder that exists
+(read-write, or refused as read-only); `mailbox check` creates the folders mailbot would
+create on its first pass before it surveys them.
 """
 
 from __future__ import annotations
 
 import imaplib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from mailbot.config import Config
-from mailbot.mailbox.fetch import Mailbox
+from mailbot.mailbox.fetch import SPECIAL_USE, Mailbox
+from mailbot.mailbox.mail_client import drafts_folder
 
-# mailbot's use of a folder, the SPECIAL-USE flag the server gives that kind of folder,
-# and the key that names it.
-SPECIAL_USE = {"sent": "\\Sent", "drafts": "\\Drafts", "junk": "\\Junk", "trash": "\\Trash"}
+
+def folders_to_create(config: Config, mailbox: Mailbox) -> list[str]:
+    """The folders mailbot creates when missing: Processed, Quarantine, Sent, Drafts (when
+    drafts go in the mailbox) and the alerts folder."""
+    settings = config.mailbox
+    names = [settings.processed_folder, settings.quarantine_folder, mailbox.sent_folder]
+    if config.drafts.mailbox_drafts:
+        names.append(drafts_folder(config, mailbox))
+    names.append(config.alerts.mailbox_folder)
+    return list(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -49,12 +59,12 @@ class FolderCheck:
         return text
 
 
-def survey(config: Config, mailbox: Mailbox) -> list[FolderCheck]:
-    """Every folder mailbot will use, and whether it can; Junk and Trash as listed."""
-    listed = mailbox.client.folder.list()
-    names = {folder.name for folder in listed}
-    by_flag = {flag: folder.name for folder in listed for flag in folder.flags
-               if flag in SPECIAL_USE.values()}
+def survey(config: Config, mailbox: Mailbox,
+           created: Collection[str] = ()) -> list[FolderCheck]:
+    """Every folder mailbot will use, and whether it can; Junk and Trash as listed.
+    CREATED: the folders made just before (said so in their line)."""
+    names = {folder.name for folder in mailbox.client.folder.list()}
+    special = mailbox.special_use()
     settings = config.mailbox
     uses = [("inbox", settings.inbox, "[mailbox] inbox"),
             ("processed", settings.processed_folder, "[mailbox] processed_folder"),
@@ -63,33 +73,47 @@ def survey(config: Config, mailbox: Mailbox) -> list[FolderCheck]:
     if config.drafts.mailbox_drafts:
         uses.append(("drafts", config.drafts.drafts_folder, "[drafts] drafts_folder"))
     uses.append(("alerts", config.alerts.mailbox_folder, "[alerts] mailbox_folder"))
-    checks = [_check(mailbox, use, name, key, names, by_flag) for use, name, key in uses]
+    checks = [_check(mailbox, use, configured, key, names, special, created)
+              for use, configured, key in uses]
     for use in ("junk", "trash"):
-        name = by_flag.get(SPECIAL_USE[use])
+        name = special.get(use)
         checks.append(FolderCheck(use, name, name is not None, None,
                                   note=f"the server's {SPECIAL_USE[use]}; mailbot does not use it"
                                   if name else f"the server flags no folder {SPECIAL_USE[use]}"))
     return checks
 
 
-def _check(mailbox: Mailbox, use: str, name: str, key: str, names: set[str],
-           by_flag: dict[str, str]) -> FolderCheck:
-    theirs = by_flag.get(SPECIAL_USE.get(use, ""))
-    if theirs is not None and theirs != name:
+def _check(mailbox: Mailbox, use: str, configured: str | None, key: str, names: set[str],
+           special: dict[str, str], created: Collection[str]) -> FolderCheck:
+    theirs = special.get(use) if use in SPECIAL_USE else None
+    # Only Drafts and Sent may be left out of the configuration.
+    name = mailbox.folder_for(use, configured) if use in SPECIAL_USE else str(configured)
+    if configured and theirs is not None and theirs != configured:
         return FolderCheck(
             use, name, name in names, None,
-            problem=f"the server's {use} folder ({SPECIAL_USE[use]}) is \"{theirs}\": "
-                    f"set {key} = \"{theirs}\"",
+            problem=f"the server's {use} folder ({SPECIAL_USE[use]}) is \"{theirs}\", not "
+                    f"the configured \"{configured}\": leave {key} out to use it (or set "
+                    f"{key} = \"{theirs}\")",
         )
+    if use in SPECIAL_USE and not configured:
+        note = (f"the server's {SPECIAL_USE[use]}, found by SPECIAL-USE ({key} not set)"
+                if theirs is not None
+                else f"the server flags no folder {SPECIAL_USE[use]}, so the plain name "
+                     f"({key} not set)")
+    else:
+        note = f"the server's {SPECIAL_USE[use]}" if theirs is not None else ""
+    if name in created:
+        note = "; ".join(filter(None, ["created by this check", note]))
     if name not in names:
         if use == "inbox":
             return FolderCheck(use, name, False, None,
                                problem=f"no such folder: check {key}")
-        return FolderCheck(use, name, False, None, note="mailbot creates it when first needed")
+        return FolderCheck(use, name, False, None,
+                           note="; ".join(filter(None, [note, "mailbot creates it when first "
+                                                               "needed"])))
     writable = _writable(mailbox, name)
     return FolderCheck(
-        use, name, True, writable,
-        note=f"the server's {SPECIAL_USE[use]}" if theirs == name else "",
+        use, name, True, writable, note=note,
         problem=None if writable else "mailbot must write here: give the mailbox's "
                                        "account write access to it",
     )

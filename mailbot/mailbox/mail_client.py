@@ -73,16 +73,21 @@ def draft_message(config: Config, draft: Draft, in_reply_to: str | None) -> byte
     return msg.as_bytes(policy=WIRE_POLICY)
 
 
+def drafts_folder(config: Config, mailbox: Mailbox) -> str:
+    """Where drafts go on this server: `[drafts] drafts_folder`, else its \\Drafts."""
+    return mailbox.folder_for("drafts", config.drafts.drafts_folder)
+
+
 def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> None:
-    folders = config.drafts
-    mailbox.ensure_folders(folders.drafts_folder, config.mailbox.sent_folder)
+    drafts, sent = drafts_folder(config, mailbox), mailbox.sent_folder
+    mailbox.ensure_folders(drafts, sent)
     # A commit after each step (and after each draft placed): what one step did is kept
     # if the mailbox or the database fails the next.
     with sessions() as session:
-        _place_open_drafts(config, session, mailbox)
-        _remove_decided_drafts(config, session, mailbox)
+        _place_open_drafts(config, session, mailbox, drafts)
+        _remove_decided_drafts(session, mailbox, drafts)
         session.commit()
-        _record_staff_responses(config, session, mailbox)
+        _record_staff_responses(config, session, mailbox, sent)
         session.commit()
 
 
@@ -91,14 +96,14 @@ def sync(config: Config, sessions: sessionmaker[Session], mailbox: Mailbox) -> N
 PLACED_PER_PASS = 100
 
 
-def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:
+def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox,
+                       folder: str) -> None:
     """Put a copy of each open draft in the Drafts folder, once.
 
     Idempotent whatever fails when: a draft's Message-ID is looked up in Drafts (a header
     search) before it is appended, so a copy appended by a pass that died before its
     commit is found rather than appended again; and each draft's `placed` is committed on
     its own, so a commit refused or lost costs at most that one draft's search."""
-    folder = config.drafts.drafts_folder
     # One query for the drafts, their contacts and the family's Message-ID, and not the
     # family's message itself (its bytes may be megabytes).
     drafts = session.execute(
@@ -128,20 +133,20 @@ def _place_open_drafts(config: Config, session: Session, mailbox: Mailbox) -> No
               reference=reference, already_there=bool(found))
 
 
-def _remove_decided_drafts(config: Config, session: Session, mailbox: Mailbox) -> None:
+def _remove_decided_drafts(session: Session, mailbox: Mailbox, folder: str) -> None:
     drafts = session.execute(
         select(Draft).where(Draft.status != DraftStatus.DRAFT).where(Draft.mailbox_copy == "placed")
     ).scalars().all()
     for draft in drafts:
-        uids = mailbox.uids_with_message_id(config.drafts.drafts_folder, draft.message_id)
-        mailbox.delete(config.drafts.drafts_folder, uids)
+        uids = mailbox.uids_with_message_id(folder, draft.message_id)
+        mailbox.delete(folder, uids)
         draft.mailbox_copy = "removed"
         event(log, logging.INFO, "draft_removed_from_mailbox", draft=draft.id,
               status=draft.status)
 
 
-def _record_staff_responses(config: Config, session: Session, mailbox: Mailbox) -> None:
-    folder = config.mailbox.sent_folder
+def _record_staff_responses(config: Config, session: Session, mailbox: Mailbox,
+                            folder: str) -> None:
     state = session.get(MailboxState, folder) or MailboxState(folder=folder)
     uidvalidity, uids = mailbox.uids_after(folder, state.last_uid)
     if state.uidvalidity is not None and state.uidvalidity != uidvalidity:

@@ -239,11 +239,13 @@ class SendSummary:
 class SentFolder:
     """The mailbox's Sent folder, through an IMAP connection opened on demand. Once the
     mailbox cannot be reached it is not tried again in this pass (`lost` says why), so a
-    mailbox that is down costs one connection attempt a pass, not one an email."""
+    mailbox that is down costs one connection attempt a pass, not one an email. Which
+    folder that is the mailbox says once connected (`[mailbox] sent_folder`, else the
+    server's \\Sent: Exchange's "Sent Items")."""
 
-    def __init__(self, open_mailbox: Callable[[], object] | None, folder: str) -> None:
+    def __init__(self, open_mailbox: Callable[[], object] | None) -> None:
         self.open_mailbox = open_mailbox
-        self.folder = folder
+        self.folder = ""
         self.mailbox = None
         self.lost: str | None = None
 
@@ -251,6 +253,7 @@ class SentFolder:
         if self.mailbox is None and self.open_mailbox is not None and self.lost is None:
             try:
                 self.mailbox = self.open_mailbox()
+                self.folder = self.mailbox.sent_folder  # type: ignore[attr-defined]
                 self.mailbox.ensure_folders(self.folder)  # type: ignore[attr-defined]
             except Exception as exc:
                 self._lose(exc)
@@ -327,7 +330,7 @@ def _send_all_due(
     ledger: SendLedger,
     summary: SendSummary,
 ) -> None:
-    sent_folder = SentFolder(open_mailbox, config.mailbox.sent_folder)
+    sent_folder = SentFolder(open_mailbox)
     try:
         _recover_interrupted(sessions, sent_folder, ledger, summary)
         with sessions() as session:
