@@ -128,7 +128,7 @@ def test_missing_optional_settings_leave_no_gaps() -> None:
 
 def test_signposting_cannot_be_given_prisoner_details() -> None:
     parameters = set(inspect.signature(render_signposting).parameters)
-    assert parameters == {"category", "reference", "prison", "override_dir"}
+    assert parameters == {"category", "reference", "prison", "override_dir", "live"}
     assert not any("prisoner" in name or "location" in name for name in parameters)
 
 
@@ -334,10 +334,14 @@ def test_edited_template_is_picked_up_without_restart(tmp_path: Path) -> None:
     ],
 )
 def test_sandbox_escape_is_a_template_error(tmp_path: Path, source: str) -> None:
+    # The signposting reply is rendered through the policy check, as every template is:
+    # an internal attribute is refused by the check before rendering, anything else the
+    # sandbox forbids by the sandbox as it runs.
     write(tmp_path / "replies/signposting.txt.j2", source)
     with pytest.raises(TemplateError) as caught:
         signposting("visits", override_dir=tmp_path)
-    assert isinstance(caught.value.__cause__, SecurityError)
+    assert (isinstance(caught.value.__cause__, SecurityError)
+            or "internal attribute" in str(caught.value))
     assert isinstance(caught.value, MailbotError)
     assert "signposting.txt.j2" in str(caught.value)
 
@@ -350,7 +354,7 @@ def test_unknown_variable_is_a_template_error_naming_the_file(tmp_path: Path) ->
 
 def test_syntax_error_is_a_template_error_naming_file_and_line(tmp_path: Path) -> None:
     write(tmp_path / "alerts/urgent.txt.j2", "ok\n{% if %}")
-    with pytest.raises(TemplateError, match=r"urgent\.txt\.j2 line 2"):
+    with pytest.raises(TemplateError, match=r"urgent\.txt\.j2(:| line )2"):
         alert(override_dir=tmp_path)
 
 

@@ -31,11 +31,12 @@ from mailbot.casework.audit import record_event
 from mailbot.config import Config
 from mailbot.db.models import Contact, ContactAlert, utcnow
 from mailbot.parsers.contact import ContactStatus
+from mailbot.replies import versions
 from mailbot.replies.actions import Action, Digest, Notice, Passed, Persistent, apply
 from mailbot.replies.consent import ConsentError, contact_key
 from mailbot.replies.drafts import state_of
 from mailbot.replies.outbox import Kind
-from mailbot.replies.policy import render_alert
+from mailbot.replies.policy import LiveTemplates, render_alert
 from mailbot.replies.render import format_london_time
 
 
@@ -115,7 +116,7 @@ def check(session: Session, config: Config, now: datetime | None = None) -> list
             .options(selectinload(Contact.alerts), selectinload(Contact.drafts))
         ).scalars()
     )
-    actions = decide(contacts, config, now)
+    actions = decide(contacts, config, now, live=versions.live(session))
     apply(session, config, actions)
     return [
         crossing
@@ -125,7 +126,8 @@ def check(session: Session, config: Config, now: datetime | None = None) -> list
     ]
 
 
-def decide(contacts: list[Contact], config: Config, now: datetime) -> list[Action]:
+def decide(contacts: list[Contact], config: Config, now: datetime,
+           live: LiveTemplates | None = None) -> list[Action]:
     """Pure: for these concerns at `now`, the milder thresholds to mark as passed, then
     at most two digests to the safety team (warnings, then breaches), each sorted by time
     left."""
@@ -136,11 +138,13 @@ def decide(contacts: list[Contact], config: Config, now: datetime) -> list[Actio
         [c for c in crossings if c.kind == BREACH],
     ):
         if group:
-            actions.append(digest(config, sorted(group, key=lambda c: c.hours_left), now))
+            actions.append(digest(config, sorted(group, key=lambda c: c.hours_left), now,
+                                  live))
     return actions
 
 
-def digest(config: Config, crossings: list[Crossing], now: datetime) -> Digest:
+def digest(config: Config, crossings: list[Crossing], now: datetime,
+           live: LiveTemplates | None = None) -> Digest:
     """The one email that lists concerns crossing a threshold together, in the words of
     `templates/alerts/deadline_digest`."""
     breach = crossings[0].kind == BREACH
@@ -153,7 +157,7 @@ def digest(config: Config, crossings: list[Crossing], now: datetime) -> Digest:
             "include_text": config.alerts.include_text,
             "entries": [_digest_entry(crossing, config) for crossing in crossings],
         },
-        override_dir=config.replies.override_dir,
+        override_dir=config.replies.override_dir, live=live,
     )
     return Digest(
         kind=Kind.DEADLINE_BREACH if breach else Kind.DEADLINE_WARNING,
@@ -238,7 +242,8 @@ def persistent_facts(
 
 
 def decide_persistent(
-    config: Config, contact: Contact, facts: PersistentFacts | None
+    config: Config, contact: Contact, facts: PersistentFacts | None,
+    live: LiveTemplates | None = None,
 ) -> list[Action]:
     """Pure: a contact that is the `persistent_threshold`-th or later from the same person
     about the same prisoner within the window is flagged; staff are told once per person
@@ -252,7 +257,7 @@ def decide_persistent(
             "persistent_contact",
             {"count": facts.count, "window_days": settings.persistent_window_days,
              "reference": contact.reference},
-            override_dir=config.replies.override_dir,
+            override_dir=config.replies.override_dir, live=live,
         )
         notice = Notice(
             kind=Kind.PERSISTENT_CONTACT,
@@ -273,7 +278,8 @@ def note_persistent_contact(session: Session, config: Config, contact: Contact) 
     """Flag a contact that is the `persistent_threshold`-th or later from the same person
     about the same prisoner within the window; notify once per person per window.
     True when the contact is persistent."""
-    actions = decide_persistent(config, contact, persistent_facts(session, config, contact))
+    actions = decide_persistent(config, contact, persistent_facts(session, config, contact),
+                                versions.live(session))
     apply(session, config, actions)
     return bool(actions)
 

@@ -1,9 +1,11 @@
-"""`mailbot templates`: every template checked against its policy, and one rendered as
-a family (or the safety team) would get it."""
+"""`mailbot templates`: every template checked against its policy, one rendered as a
+family (or the safety team) would get it, and the live set (with the versions approved
+in the console) exported to a directory."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -30,6 +32,25 @@ def check(context: Context) -> int:
 def preview(context: Context, name: str, concern: str | None) -> int:
     """render a template"""
     return _preview(context, name, concern)
+
+
+@templates_group.command("export")
+@click.option("--output", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="the directory to write the live set to (made if missing)")
+@pass_context
+def export(context: Context, output: Path) -> int:
+    """write the live wording of every template to a directory (for backup; it can
+    serve as [replies] template_override_dir)"""
+    from mailbot.replies import versions
+
+    with context.sessions() as session:
+        written = versions.export(session, output, context.config.replies.override_dir)
+        numbers = versions.live_numbers(session)
+    stored = sum(1 for number in numbers.values() if number)
+    print(f"{len(written)} files written to {output} ({stored} template(s) live from "
+          "versions saved in the console, the rest from their files; VERSIONS.txt says "
+          "which)")
+    return 0
 
 
 COMMANDS = (templates_group,)

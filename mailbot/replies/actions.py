@@ -21,6 +21,7 @@ from mailbot.casework.audit import MAILBOT, record_event
 from mailbot.config import Config
 from mailbot.db.models import Contact, ContactAlert, utcnow
 from mailbot.logs import event
+from mailbot.replies import versions
 from mailbot.replies.drafts import create_draft
 from mailbot.replies.outbox import Kind, enqueue
 from mailbot.replies.render import render_signposting, render_urgent_alert
@@ -167,6 +168,7 @@ def _urgent_alert(session: Session, config: Config, alert: Alert) -> list[object
         prisoner_number=contact.prisoner_number,
         prison=config.prison,
         override_dir=config.replies.override_dir,
+        live=versions.live(session),
     )
     emails = []
     for recipient in alert.to:
@@ -188,7 +190,7 @@ def _reply(session: Session, config: Config, reply: Reply) -> list[object]:
         return []
     rendered = render_signposting(
         category=reply.category, reference=contact.reference, prison=config.prison,
-        override_dir=config.replies.override_dir,
+        override_dir=config.replies.override_dir, live=versions.live(session),
     )
     email = enqueue(
         session, config, kind=Kind.SIGNPOSTING, to=reply.to, subject=rendered.subject,

@@ -33,7 +33,7 @@ from mailbot.db.models import Contact, Draft, OutboxEmail, utcnow
 from mailbot.errors import RefusedError, describe
 from mailbot.logs import event
 from mailbot.parsers.contact import ContactStatus
-from mailbot.replies import consent
+from mailbot.replies import consent, versions
 from mailbot.replies.outbox import Kind, enqueue, family_address, new_message_id
 from mailbot.replies.policy import render_acknowledgement, unfilled_markers
 from mailbot.replies.render import format_london_time
@@ -120,7 +120,7 @@ def create_draft(
     template = choose_template(contact, state)
     rendered = render_acknowledgement(
         template, template_context(contact, config, state.scope),
-        override_dir=config.replies.override_dir,
+        override_dir=config.replies.override_dir, live=versions.live(session),
     )
     draft = Draft(
         contact=contact,

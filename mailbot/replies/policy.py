@@ -143,6 +143,53 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class StoredTemplate:
+    """One template's wording from the database (mailbot/replies/versions.py): every
+    part of it, standing in for that template's files. A part it lacks is not sent (no
+    "html": the text part only), never filled from the files."""
+
+    kind: str
+    name: str
+    number: int
+    parts: tuple[tuple[str, str], ...]  # (part, text); "subject" and "txt" always
+
+    def part(self, part: str) -> str | None:
+        return dict(self.parts).get(part)
+
+
+# (kind, name) -> the live stored version of that template, from `versions.live`.
+LiveTemplates = Mapping[tuple[str, str], StoredTemplate]
+
+
+@dataclass(frozen=True)
+class _StoredFile:
+    """A stored version's part where the check expects a file: its text, and how a
+    problem names it."""
+
+    name: str  # as the file would be called, e.g. "ack_no_consent.txt.j2"
+    label: str  # e.g. "ack_no_consent version 3 (txt part)"
+    text: str
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True)
+class Examination:
+    """What the check says of one template as it would be used: its problems, the
+    variables it may use, and those its parts (and what they include) do use."""
+
+    entry: Entry
+    problems: tuple[Problem, ...]
+    allowed: frozenset[str]
+    used: frozenset[str]
+
+    @property
+    def unknown(self) -> frozenset[str]:
+        return self.used - self.allowed
+
+
+@dataclass(frozen=True)
 class Policy:
     identifying: frozenset[str]
     entries: dict[tuple[str, str], Entry]  # (kind, name) -> entry
@@ -197,8 +244,11 @@ _parser = sandbox_environment(jinja2.DictLoader({}))
 # --- the public surface -------------------------------------------------------------------
 
 
-def check_templates(override_dir: Path | None = None) -> list[Problem]:
-    """Every problem with the templates in effect (override first, then shipped); [] if none."""
+def check_templates(
+    override_dir: Path | None = None, live: LiveTemplates | None = None
+) -> list[Problem]:
+    """Every problem with the templates in effect (override first, then shipped, and the
+    LIVE versions from the database where there are any); [] if none."""
     dirs = template_dirs(override_dir)
     files = _effective_files(dirs)
     policy = _load_policy()
@@ -220,7 +270,8 @@ def check_templates(override_dir: Path | None = None) -> list[Problem]:
     for entry in policy.entries.values():
         for part in PARTS:
             used_by_entries.add(f"{entry.folder}{entry.name}.{part}.j2")
-        examined = _examine(entry, policy, files, dirs)
+        stored = (live or {}).get((entry.kind, entry.name))
+        examined = _examine(entry, policy, files, dirs, stored)
         problems.extend(examined.problems)
         problems.extend(examined.unused)
 
@@ -232,7 +283,11 @@ def check_templates(override_dir: Path | None = None) -> list[Problem]:
 
 
 def render_acknowledgement(
-    name: str, context: Mapping[str, Any], *, override_dir: Path | None = None
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    override_dir: Path | None = None,
+    live: LiveTemplates | None = None,
 ) -> RenderedEmail:
     """Render reply template NAME with only the variables policy.toml allows it.
 
@@ -240,24 +295,34 @@ def render_acknowledgement(
     passed in this process is, and `rejected_templates()` reports why. Raises
     `TemplateError` when there is no such version, or when the template fails as it runs.
     """
-    return _render_checked(name, context, override_dir, ("templates",))
+    return _render_checked(name, context, override_dir, ("templates",), live)
 
 
 def render_alert(
-    name: str, context: Mapping[str, Any], *, override_dir: Path | None = None
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    override_dir: Path | None = None,
+    live: LiveTemplates | None = None,
 ) -> RenderedEmail:
     """Render staff alert NAME (`templates/alerts/`, `[alerts.NAME]`) as
     `render_acknowledgement` renders a reply: checked, given only its declared
     variables, the last good version standing in for a broken edit."""
-    return _render_checked(name, context, override_dir, ("alerts",))
+    return _render_checked(name, context, override_dir, ("alerts",), live)
 
 
 def _render_checked(
-    name: str, context: Mapping[str, Any], override_dir: Path | None, kinds: tuple[str, ...]
+    name: str,
+    context: Mapping[str, Any],
+    override_dir: Path | None,
+    kinds: tuple[str, ...],
+    live: LiveTemplates | None = None,
 ) -> RenderedEmail:
+    """The one way a template becomes an email: its live stored version when LIVE has
+    one, else its files in effect; checked; the last good version if that fails."""
     dirs = tuple(template_dirs(override_dir))
     key = (dirs, name)
-    examined = _examine_name(name, dirs, kinds=kinds)
+    examined = _examine_name(name, dirs, kinds=kinds, live=live)
     first_time = False
     with _state.lock:
         if examined.version is not None:
@@ -300,6 +365,7 @@ def preview(
     name: str,
     context: Mapping[str, Any] | None = None,
     override_dir: Path | None = None,
+    live: LiveTemplates | None = None,
 ) -> RenderedEmail:
     """Render template NAME as its files are now, for an admin to read before it is used.
 
@@ -308,7 +374,7 @@ def preview(
     here, never replaced by an older version; a preview changes no state.
     """
     dirs = tuple(template_dirs(override_dir))
-    examined = _examine_name(name, dirs, kinds=("templates", "alerts"))
+    examined = _examine_name(name, dirs, kinds=("templates", "alerts"), live=live)
     if examined.version is None:
         raise TemplateError(
             f"template {name} fails the check: "
@@ -402,9 +468,13 @@ class _Examined:
 
 
 def _examine_name(
-    name: str, dirs: tuple[Path, ...], kinds: tuple[str, ...] = ("templates",)
+    name: str,
+    dirs: tuple[Path, ...],
+    kinds: tuple[str, ...] = ("templates",),
+    live: LiveTemplates | None = None,
 ) -> _Examined:
-    """Check template NAME as its files and the policy are now."""
+    """Check template NAME as its files (or its live stored version) and the policy are
+    now."""
     policy = _load_policy()
     keys = [(kind, name) for kind in kinds]
     entry = next((policy.entries[key] for key in keys if key in policy.entries), None)
@@ -423,15 +493,16 @@ def _examine_name(
             ]
         return _Examined(tuple(dict.fromkeys(found)), None)
     on_disk = _template_files(dirs)
+    stored = (live or {}).get((entry.kind, name))
     memo_key = (dirs, name, kinds)
     with _state.lock:
         memo = _state.examined.get(memo_key)
-    if memo is not None and memo[0][0] == on_disk and memo[0][1] is policy:
+    if memo is not None and memo[0] == (on_disk, policy, stored):
         examined = memo[1]
     else:
-        examined = _examine(entry, policy, _files_in_effect(on_disk), list(dirs))
+        examined = _examine(entry, policy, _files_in_effect(on_disk), list(dirs), stored)
         with _state.lock:
-            _state.examined[memo_key] = ((on_disk, policy), examined)
+            _state.examined[memo_key] = ((on_disk, policy, stored), examined)
     entry_problems = policy.entry_problems.get((entry.kind, name), ())
     if entry_problems:
         return _Examined(tuple(entry_problems) + examined.problems, None)
@@ -439,9 +510,17 @@ def _examine_name(
 
 
 def _examine(
-    entry: Entry, policy: Policy, files: dict[str, Path], dirs: list[Path]
+    entry: Entry,
+    policy: Policy,
+    files: dict[str, Path],
+    dirs: list[Path],
+    stored: StoredTemplate | None = None,
 ) -> _Examined:
-    """Check one template's files (and everything they include) against its entry."""
+    """Check one template's files (and everything they include) against its entry; with
+    STORED, its parts in place of the template's own files (what they include is still
+    read from the files)."""
+    if stored is not None:
+        files = _with_stored(files, entry, stored)
     problems: list[Problem] = []
     parts: dict[str, str] = {}
     for part in PARTS:
@@ -464,7 +543,7 @@ def _examine(
     # the HTML alone is not used (the text's own HTML is).
     unused: list[Problem] = []
     used_files = files
-    if "html" in parts and "txt" in parts:
+    if "html" in parts and "txt" in parts and stored is None:
         html = parts["html"]
         html_dir = _root_of(files[html], html)
         txt_dir = _root_of(files[parts["txt"]], parts["txt"])
@@ -504,6 +583,104 @@ def _examine(
         sources=tuple((n, text, filename) for n, (text, filename) in sorted(sources.items())),
     )
     return _Examined((), version, tuple(unused))
+
+
+def _with_stored(
+    files: Mapping[str, Any], entry: Entry, stored: StoredTemplate
+) -> dict[str, Any]:
+    """FILES with the template's own files replaced by STORED's parts."""
+    replaced = dict(files)
+    texts = dict(stored.parts)
+    for part in PARTS:
+        template_name = f"{entry.folder}{entry.name}.{part}.j2"
+        if texts.get(part):
+            replaced[template_name] = _StoredFile(
+                template_name.rpartition("/")[2],
+                f"{entry.name} version {stored.number} ({part} part)",
+                texts[part],
+            )
+        else:
+            replaced.pop(template_name, None)
+    return replaced
+
+
+def entries() -> list[Entry]:
+    """Every usable entry of policy.toml as it is now, replies first, then alerts."""
+    policy = _load_policy()
+    return sorted(policy.entries.values(), key=lambda e: (_KINDS.index(e.kind), e.name))
+
+
+def entry_for(kind: str, name: str) -> Entry:
+    entry = _load_policy().entries.get((kind, name))
+    if entry is None:
+        raise TemplateError(f"no template [{kind}.{name}] in {_display(POLICY_FILE)}")
+    return entry
+
+
+def allowed_variables(entry: Entry, identifying: frozenset[str] | None = None) -> frozenset[str]:
+    """What ENTRY's template may use: its declared variables, less those that name or
+    locate the prisoner where its consent does not allow them."""
+    if identifying is None:
+        identifying = _load_policy().identifying
+    if entry.may_identify:
+        return entry.variables
+    return entry.variables - identifying
+
+
+def examine(
+    kind: str, name: str, stored: StoredTemplate | None = None,
+    override_dir: Path | None = None,
+) -> Examination:
+    """The check `mailbot templates check` makes, of one template: as STORED (a version
+    from the database, or an edit not yet saved) when given, else as its files are."""
+    policy = _load_policy()
+    entry = policy.entries.get((kind, name))
+    if entry is None:
+        raise TemplateError(f"no template [{kind}.{name}] in {_display(POLICY_FILE)}")
+    dirs = template_dirs(override_dir)
+    files: dict[str, Any] = _effective_files(dirs)
+    if stored is not None:
+        files = _with_stored(files, entry, stored)
+    examined = _examine(entry, policy, files, dirs, stored)
+    problems = tuple(policy.entry_problems.get((kind, name), ())) + examined.problems
+    used: set[str] = set()
+    for part in PARTS:
+        root = f"{entry.folder}{entry.name}.{part}.j2"
+        if root in files:
+            for _template_name, facts, _path in _closure(root, files, []):
+                used.update(facts.variables)
+    return Examination(entry, problems, allowed_variables(entry, policy.identifying),
+                       frozenset(used))
+
+
+def parts_in_effect(entry: Entry, override_dir: Path | None = None) -> dict[str, str]:
+    """The text of each part of ENTRY's template as its files are now (override first):
+    version 0 of the template, the shipped wording."""
+    dirs = template_dirs(override_dir)
+    files = _effective_files(dirs)
+    found: dict[str, str] = {}
+    for part in PARTS:
+        template_name = f"{entry.folder}{entry.name}.{part}.j2"
+        path = files.get(template_name)
+        if path is None:
+            continue
+        if part == "html" and "txt" in found:
+            txt_root = _root_of(files[f"{entry.folder}{entry.name}.txt.j2"],
+                                template_name)
+            if _root_of(path, template_name) != txt_root:
+                path = txt_root / template_name
+                if not path.is_file():
+                    continue
+        found[part] = _facts(path).text
+    return found
+
+
+def partials(override_dir: Path | None = None) -> dict[str, str]:
+    """The files other templates include ("_NAME.j2"), as in effect now, by template
+    name: they are edited as files, not versioned in the console."""
+    files = _effective_files(template_dirs(override_dir))
+    return {name: _facts(path).text for name, path in files.items()
+            if _PARTIAL_FILE.match(name.rpartition("/")[2])}
 
 
 def _root_of(path: Path, template_name: str) -> Path:
@@ -709,6 +886,7 @@ _TemplateFiles = tuple[tuple[str, Path, int, int], ...]
 class _OneVersion:
     files: dict[tuple[Path, ...], _TemplateFiles] = field(default_factory=dict)
     policy: Policy | None = None
+    live: Any = None  # the live stored versions, once `versions.live` has read them
 
 
 _one_version: ContextVar[_OneVersion | None] = ContextVar("one_version", default=None)
@@ -725,6 +903,17 @@ def one_version_of_templates() -> Iterator[None]:
         yield
     finally:
         _one_version.reset(token)
+
+
+def batch_live(read: Any) -> Any:
+    """READ() (the live stored versions), once per `one_version_of_templates()`: a batch
+    is answered from one version of the database's templates too."""
+    fixed = _one_version.get()
+    if fixed is None:
+        return read()
+    if fixed.live is None:
+        fixed.live = read()
+    return fixed.live
 
 
 def _template_files(dirs: tuple[Path, ...]) -> _TemplateFiles:
@@ -775,6 +964,8 @@ def _files_in_effect(on_disk: _TemplateFiles) -> dict[str, Path]:
 
 def _facts(path: Path) -> _FileFacts:
     """The facts about PATH as it is now; parsed again only when it has changed."""
+    if isinstance(path, _StoredFile):
+        return _stored_facts(path)
     try:
         stat = path.stat()
     except OSError as exc:
@@ -791,6 +982,11 @@ def _facts(path: Path) -> _FileFacts:
     with _state.lock:
         _state.facts[path] = (stat.st_mtime_ns, stat.st_size, facts)
     return facts
+
+
+@lru_cache(maxsize=256)
+def _stored_facts(stored: _StoredFile) -> _FileFacts:
+    return _analyse(stored.text, stored)  # type: ignore[arg-type]
 
 
 def _unreadable(path: Path, exc: Exception) -> _FileFacts:
@@ -972,6 +1168,8 @@ def _parse_entry(
 
 def _display(path: Path) -> str:
     """A path as an admin would type it: relative to the repository for shipped files."""
+    if isinstance(path, _StoredFile):
+        return path.label
     try:
         return path.relative_to(SHIPPED_TEMPLATES.parent).as_posix()
     except ValueError:

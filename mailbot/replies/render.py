@@ -17,12 +17,11 @@ Safety rules kept here rather than in the templates:
   no template edit can name a prisoner or confirm where anyone is held.
 * A subject is always one line of at most 200 characters.
 
-Acknowledgements of safer custody concerns, whose wording depends on consent, are
-checked against `templates/replies/policy.toml` and rendered by `policy.py` through the
-same sandbox (`sandbox_environment`) and the same helpers.
-
-Rendering is pure apart from reading template files. The Jinja environment is cached per
-list of directories; `auto_reload` makes it notice edited files without a restart.
+Every template (signposting, acknowledgements, alerts) is checked against
+`templates/replies/policy.toml` and rendered by `policy.py` through this sandbox
+(`sandbox_environment`) and these helpers: one rendering path. A template's live
+version saved in the console (mailbot/replies/versions.py) stands in for its files
+there; the callers look it up with `versions.live` and pass it as `live`.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -95,17 +93,22 @@ def render_signposting(
     reference: str,
     prison: PrisonSettings,
     override_dir: Path | None = None,
+    live: Any = None,
 ) -> RenderedEmail:
     """The toolkit's reply to a verified enquiry that is not about safety or wellbeing.
 
     An unknown `category` is answered as "other". Deliberately takes no prisoner details.
+    Rendered as every template is (`policy.render_acknowledgement`): its live version
+    from LIVE (`versions.live`) when there is one, else its files, checked.
     """
+    from mailbot.replies.policy import render_acknowledgement
+
     if category not in ENQUIRY_CATEGORIES:
         category = "other"
-    return _render(
-        "replies/signposting",
+    return render_acknowledgement(
+        "signposting",
         {"category": category, "reference": reference, "prison": prison},
-        override_dir,
+        override_dir=override_dir, live=live,
     )
 
 
@@ -122,8 +125,10 @@ def render_urgent_alert(
     prisoner_number: str = "",
     prison: PrisonSettings,
     override_dir: Path | None = None,
+    live: Any = None,
 ) -> RenderedEmail:
-    """The safety team's alert for an urgent contact.
+    """The safety team's alert for an urgent contact, rendered as every template is
+    (`policy.render_alert`, its live version from LIVE when there is one).
 
     The concern text and prisoner number are given to the template only when
     `include_text` is true; otherwise they are blanked here, so no template edit can
@@ -142,7 +147,9 @@ def render_urgent_alert(
         "prisoner_number": prisoner_number if include_text else "",
         "prison": prison,
     }
-    return _render("alerts/urgent", context, override_dir)
+    from mailbot.replies.policy import render_alert
+
+    return render_alert("urgent", context, override_dir=override_dir, live=live)
 
 
 def format_london_time(moment: datetime) -> str:
@@ -183,29 +190,6 @@ def sandbox_environment(loader: jinja2.BaseLoader) -> ImmutableSandboxedEnvironm
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-
-
-@lru_cache(maxsize=16)
-def _environment(dirs: tuple[Path, ...]) -> ImmutableSandboxedEnvironment:
-    return sandbox_environment(
-        jinja2.FileSystemLoader([str(d) for d in dirs], encoding="utf-8")
-    )
-
-
-def _render(base: str, context: dict[str, Any], override_dir: Path | None) -> RenderedEmail:
-    dirs = template_dirs(override_dir)
-    env = _environment(tuple(dirs))
-    subject = render_file(env, dirs, f"{base}.subject.j2", context)
-    text_name = f"{base}.txt.j2"
-    text = render_file(env, dirs, text_name, context)
-    # The HTML part must come from the same directory as the text part: an override of
-    # the text alone must not go out beside the shipped HTML saying something else.
-    html_name = f"{base}.html.j2"
-    text_dir = next((d for d in dirs if (d / text_name).is_file()), None)
-    html: str | None = None
-    if text_dir is not None and (text_dir / html_name).is_file():
-        html = render_file(env, dirs, html_name, context)
-    return RenderedEmail(subject=one_line_subject(subject), text=text, html=html)
 
 
 def render_file(

@@ -34,7 +34,7 @@ from mailbot.db.models import Contact, OutboxEmail, utcnow
 from mailbot.ingest.examine import Examined
 from mailbot.logs import event
 from mailbot.parsers.contact import Flag
-from mailbot.replies import ENQUIRY_CATEGORIES, consent
+from mailbot.replies import ENQUIRY_CATEGORIES, consent, versions
 from mailbot.replies.actions import Action, Alert, Draft, JoinConcern, Notice, Reply, apply
 from mailbot.replies.drafts import choose_template
 from mailbot.replies.outbox import Kind, Status, family_address
@@ -61,7 +61,8 @@ def respond(session: Session, config: Config, contact: Contact, examined: Examin
         else NO_CONSENT
     )
     actions = decide(config, contact, examined, consent_state=state)
-    actions += decide_persistent(config, contact, persistent_facts(session, config, contact))
+    actions += decide_persistent(config, contact, persistent_facts(session, config, contact),
+                                 versions.live(session))
     apply(session, config, actions)
 
 
