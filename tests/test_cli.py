@@ -26,8 +26,8 @@ VERBS = {
     ("mailbox",): ["check"],
     ("messages",): ["list", "replay", "show"],
     ("outbox",): ["list", "resend"],
-    ("templates",): ["check", "preview"],
-    ("users",): ["add", "disable", "list", "reset"],
+    ("templates",): ["check", "export", "preview"],
+    ("users",): ["add", "disable", "list", "reset", "role"],
 }
 
 

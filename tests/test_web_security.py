@@ -21,7 +21,8 @@ from mailbot.web.pages import ROUTES
 PASSWORD = "correct horse battery"
 PUBLIC = {("/sign-in", "GET"), ("/sign-in", "POST")}
 SAMPLE_PARAMS = {"reference": "SC-2026-00001", "draft_id": "1", "message_id": "1",
-                 "what": "grant"}
+                 "what": "grant", "kind": "templates", "name": "ack_no_consent",
+                 "number": "1", "user_id": "1"}
 
 
 @pytest.fixture
@@ -96,7 +97,9 @@ def test_every_route_is_refused_to_a_role_below_its_own(app):
                                      data={"csrf_token": csrf} if method == "POST" else None)
             assert answer.status_code == 403, (name, url)
             refused += 1
-    assert refused >= 3  # /audit for an officer, /users for an officer and a manager
+    # /audit for an officer, /users for an officer and a manager, and the templates:
+    # their pages and approvals for an officer, their editor for a manager too
+    assert refused >= 3 + 7 + 2
 
 
 def test_a_form_without_the_csrf_token_is_refused(app):
@@ -169,7 +172,11 @@ def test_the_pages_render_on_a_seeded_log(app, tmp_path):
     browser, _ = signed_in(app, "Admin Patel")
     pages = ["/queue", "/queue?sort=time&urgency=urgent&category=self_harm&wing=A",
              f"/concerns/{reference}", f"/concerns/{reference}/raw", "/drafts",
-             "/consent", "/quarantine", "/audit", "/users"]
+             "/consent", "/quarantine", "/audit", "/users", "/users/1", "/templates",
+             "/templates/templates/ack_no_consent", "/templates/templates/ack_no_consent/edit",
+             f"/templates/templates/ack_no_consent/edit?concern={reference}",
+             "/templates/templates/ack_no_consent/versions/0",
+             "/templates/alerts/urgent/edit", "/templates/alerts/outage"]
     if draft_id:
         pages.append(f"/drafts/{draft_id}")
     for url in pages:

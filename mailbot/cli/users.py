@@ -1,4 +1,4 @@
-"""`mailbot users`: the staff console's local accounts (add, disable, reset, list), and
+"""`mailbot users`: the staff console's local accounts (add, disable, reset, role, list), and
 `mailbot web`, which serves the console on `[web] listen`."""
 
 from __future__ import annotations
@@ -77,6 +77,21 @@ def reset(context: Context, name: str, password_file: Path | None) -> int:
         accounts.reset(session, name, password, by=_operator())
         session.commit()
     print(f"user {name}: new password set")
+    return 0
+
+
+@users_group.command("role")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(("officer", "manager", "admin")))
+@pass_context
+def role(context: Context, name: str, role: str) -> int:
+    """give someone another role"""
+    from mailbot.web import accounts
+
+    with context.sessions() as session:
+        accounts.change_role(session, name, role, by=_operator())
+        session.commit()
+    print(f"user {name} is now {role}")
     return 0
 
 

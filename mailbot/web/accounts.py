@@ -1,6 +1,7 @@
 """Staff accounts for the web console: decides who may sign in, with which role.
 
-Local accounts with argon2id password hashes (`mailbot users add|disable|reset|list`).
+Local accounts with argon2id password hashes (`mailbot users add|disable|reset|role|list`,
+and the console's Users page, which calls these same functions).
 Roles nest: an `officer` works the queue, drafts, casework, consent, quarantine and
 health; a `manager` also sees the audit trail (and, next, reports and template
 approval); an `admin` also keeps the accounts (and, next, templates and settings).
@@ -86,10 +87,24 @@ def add(session: Session, name: str, role: str, password: str, *, by: str) -> Us
     return user
 
 
+def _keep_an_admin(session: Session, user: User, doing: str) -> None:
+    """Refuse to leave the console with no enabled admin (no one could then keep the
+    accounts or the templates from the browser)."""
+    if user.role != Role.ADMIN or user.disabled_at is not None:
+        return
+    others = session.execute(select(User).where(User.role == Role.ADMIN)
+                             .where(User.disabled_at.is_(None))
+                             .where(User.id != user.id)).first()
+    if others is None:
+        raise AccountError(f"{user.name!r} is the only enabled admin: make someone else "
+                           f"an admin before you {doing}")
+
+
 def disable(session: Session, name: str, *, by: str) -> User:
     user = _existing(session, name)
     if user.disabled_at is not None:
         raise AccountError(f"user {name!r} is already disabled")
+    _keep_an_admin(session, user, "disable this account")
     user.disabled_at = utcnow()
     record_event(session, actor=by, action="user_disabled", detail={"user": name})
     return user
@@ -102,6 +117,21 @@ def reset(session: Session, name: str, password: str, *, by: str) -> User:
     user.password_hash, user.password_changed_at = _HASHER.hash(password), utcnow()
     user.disabled_at, user.failed_logins, user.locked_until = None, 0, None
     record_event(session, actor=by, action="user_password_reset", detail={"user": name})
+    return user
+
+
+def change_role(session: Session, name: str, role: str, *, by: str) -> User:
+    """A new role; the person's next request is made with it."""
+    user = _existing(session, name)
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if user.role == role:
+        raise AccountError(f"user {name!r} is already {role}")
+    if role != Role.ADMIN:
+        _keep_an_admin(session, user, "change this account's role")
+    before, user.role = user.role, role
+    record_event(session, actor=by, action="user_role_changed",
+                 detail={"user": name, "from": before, "to": role})
     return user
 
 

@@ -39,8 +39,8 @@ HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
        "object-src 'none'")
-# What each role sees in the navigation. Reports, templates and Entra ID sign-in (the
-# next issue) add their entries here, with manager and admin roles.
+# What each role sees in the navigation. Reports and Entra ID sign-in (the next issue)
+# add their entries here, with manager and admin roles.
 NAV = (
     ("Queue", "/queue", "officer"),
     ("Drafts", "/drafts", "officer"),
@@ -48,6 +48,7 @@ NAV = (
     ("Quarantine", "/quarantine", "officer"),
     ("Mailbox health", "/health", "officer"),
     ("Audit trail", "/audit", "manager"),
+    ("Templates", "/templates", "manager"),
     ("Users", "/users", "admin"),
 )
 

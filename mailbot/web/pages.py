@@ -19,7 +19,7 @@ from mailbot.errors import RefusedError
 from mailbot.parsers.contact import ContactStatus, Disposition
 from mailbot.replies import consent, drafts
 from mailbot.triage import CATEGORIES, RANK, URGENCIES
-from mailbot.web import accounts
+from mailbot.web import accounts, template_pages, user_pages
 from mailbot.web.app import Web, csrf_token, page, public
 from mailbot.web.clock import time_left_colour, time_left_words
 
@@ -135,14 +135,15 @@ async def queue(request: Request, web: Web, user: User) -> Response:
     rank = case({u: -r for u, r in RANK.items()}, value=Contact.urgency, else_=0)
     now = utcnow()
     with web.sessions() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
+        total = session.scalar(query.with_only_columns(func.count(Contact.id)))
         found = session.execute(
             query.order_by(rank if params.get("sort") != "time" else Contact.id * 0,
                            Contact.received_at, Contact.id)
             .offset((number - 1) * size).limit(size)
             .options(selectinload(Contact.drafts).selectinload(Draft.email))
         ).scalars().all()
-        rows = [_queue_row(session, web, c, now) for c in found]
+        consents = consent.for_contacts(session, list(found), now)
+        rows = [_queue_row(web, c, consents[c.id], now) for c in found]
     pages = max(1, -(-total // size))
     return web.render(request, "queue.html", rows=rows, total=total, page=number,
                       pages=pages, urgencies=URGENCIES, categories=CATEGORIES,
@@ -150,14 +151,15 @@ async def queue(request: Request, web: Web, user: User) -> Response:
                               "status": state, "sort": params.get("sort", "")})
 
 
-def _queue_row(session: Any, web: Web, contact: Contact, now: Any) -> dict[str, Any]:
+def _queue_row(web: Web, contact: Contact, state: consent.ConsentState,
+               now: Any) -> dict[str, Any]:
     left = hours_left(contact, web.config, now)
     approved = [d for d in contact.drafts if d.status == drafts.Status.APPROVED]
     waiting = [d for d in contact.drafts if d.status == drafts.Status.DRAFT]
     return {
         "contact": contact, "left": left, "when": time_left_words(left),
         "colour": time_left_colour(left),
-        "consent": consent.for_contact(session, contact).scope,
+        "consent": state.scope,
         "persistent": "persistent_contact" in contact.flags,
         "state": (drafts.state_of(approved[0]) if approved else
                   "awaiting approval" if waiting else "no open draft"),
@@ -366,7 +368,7 @@ async def draft_redraft(request: Request, web: Web, user: User) -> Response:
                  f"({template})", request)
 
 
-# --- Consent, quarantine, health, audit, users ---------------------------------------------
+# --- Consent, quarantine, health, audit -----------------------------------------------------
 
 @page("officer")
 async def consent_page(request: Request, web: Web, user: User, error: str | None = None,
@@ -476,13 +478,6 @@ async def audit_page(request: Request, web: Web, user: User) -> Response:
         return web.render(request, "audit.html", events=events)
 
 
-@page("admin")
-async def users_page(request: Request, web: Web, user: User) -> Response:
-    with web.sessions() as session:
-        return web.render(request, "users.html", users=accounts.listing(session),
-                          now=utcnow())
-
-
 ROUTES = (
     ("/sign-in", sign_in_page, ["GET"]),
     ("/sign-in", sign_in, ["POST"]),
@@ -507,5 +502,4 @@ ROUTES = (
     ("/quarantine/{message_id}/replay", quarantine_replay, ["POST"]),
     ("/health", health_page, ["GET"]),
     ("/audit", audit_page, ["GET"]),
-    ("/users", users_page, ["GET"]),
-)
+) + template_pages.ROUTES + user_pages.ROUTES
