@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -98,13 +99,23 @@ def in_force(
         return ConsentState("none", None)
     at = at or utcnow()
     records = session.execute(
-        select(ConsentRecord)
-        .where(ConsentRecord.prisoner_number == prisoner_number)
+        _records_at(at).where(ConsentRecord.prisoner_number == prisoner_number)
         .where(ConsentRecord.contact_key.in_(keys))
-        .where(ConsentRecord.recorded_at <= at)
-        .where(or_(ConsentRecord.withdrawn_at.is_(None), ConsentRecord.withdrawn_at > at))
-        .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc())
     ).scalars().all()
+    return _state(list(records))
+
+
+def _records_at(at: datetime) -> Any:
+    """The consent records in force at `at`, newest first."""
+    return (select(ConsentRecord)
+            .where(ConsentRecord.recorded_at <= at)
+            .where(or_(ConsentRecord.withdrawn_at.is_(None), ConsentRecord.withdrawn_at > at))
+            .order_by(ConsentRecord.recorded_at.desc(), ConsentRecord.id.desc()))
+
+
+def _state(records: list[ConsentRecord]) -> ConsentState:
+    """What is in force, from the records in force for one prisoner and contact (newest
+    first)."""
     if not records:
         return ConsentState("none", None)
     restriction = next((r for r in records if r.scope == RESTRICTED), None)
@@ -120,6 +131,26 @@ def in_force(
 
 def for_contact(session: Session, contact: Contact, at: datetime | None = None) -> ConsentState:
     return in_force(session, contact.prisoner_number, keys_for(contact), at)
+
+
+def for_contacts(
+    session: Session, contacts: list[Contact], at: datetime | None = None
+) -> dict[int, ConsentState]:
+    """`for_contact` for many contacts at once (a page of the console's queue): one query
+    instead of one per contact, the same rule. Keyed by contact id."""
+    at = at or utcnow()
+    wanted = {c.id: (c.prisoner_number, keys_for(c)) for c in contacts}
+    numbers = sorted({number for number, keys in wanted.values() if number and keys})
+    found: dict[str, list[ConsentRecord]] = {}
+    if numbers:
+        for record in session.execute(
+                _records_at(at).where(ConsentRecord.prisoner_number.in_(numbers))).scalars():
+            found.setdefault(record.prisoner_number, []).append(record)
+    return {
+        contact_id: _state([r for r in found.get(number, []) if r.contact_key in keys])
+        if number and keys else ConsentState("none", None)
+        for contact_id, (number, keys) in wanted.items()
+    }
 
 
 def grant(
