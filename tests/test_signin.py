@@ -628,12 +628,19 @@ def test_a_token_that_expires_between_passes_is_renewed_and_nothing_is_lost_or_r
     assert_no_secret_logged(caplog, provider)
 
 
+def secret_values(provider: TokenServer, *secrets: str) -> set[str]:
+    """What must never be logged or said: the client secrets, every token issued, and the
+    tokens' SASL base64 forms."""
+    forbidden = {SECRET, *secrets, *(t.value for t in provider.issued)}
+    forbidden |= {base64.b64encode(signin.xoauth2(MAILBOX, t.value).encode()).decode()
+                  for t in provider.issued}
+    return forbidden
+
+
 def assert_no_secret_logged(caplog, provider: TokenServer) -> None:
     """Neither the client secret nor any token, nor their SASL base64 forms, in any log
     line mailbot or its libraries wrote (the test servers' own loggers aside)."""
-    forbidden = {SECRET, *(t.value for t in provider.issued)}
-    forbidden |= {base64.b64encode(signin.xoauth2(MAILBOX, t.value).encode()).decode()
-                  for t in provider.issued}
+    forbidden = secret_values(provider)
     server_loggers = ("mail.log", "aiosmtpd")
     lines = [f"{r.getMessage()} {r.__dict__}" for r in caplog.records
              if not r.name.startswith(server_loggers)]
@@ -711,3 +718,102 @@ def test_the_daemon_runs_on_through_token_expiry_without_losing_or_repeating_any
     assert len(provider.tokens_for("mailbot")) >= 4
     assert SECRET not in stderr
     assert not any(t.value in stderr for t in provider.issued)
+
+
+@pytest.fixture
+def exchange_oauth2_dovecot(provider):  # type: ignore[no-untyped-def]
+    """Dovecot taking OAuth2 tokens, its special-use folders named as Exchange names them."""
+    from mailbot.devtools.devservers import Dovecot, dovecot_available
+    from tests.test_mailbox_check import EXCHANGE
+
+    if not dovecot_available():
+        pytest.skip("Dovecot is not installed: run ./scripts/test, which installs it")
+    server = Dovecot.start(oauth2_introspection_url=provider.introspection_url,
+                           special_folders=EXCHANGE)
+    yield server
+    server.destroy()
+
+
+def test_run_once_signed_in_with_oauth2_does_the_whole_pass_in_exchanges_folders(
+    provider, exchange_oauth2_dovecot, oauth2_smtp, tmp_path, capsys
+):
+    """`mailbot -v run --once` as a timer runs it, signed in to IMAP and SMTP with OAuth2
+    and no folder named: fetch, move, the concern's alert, the enquiry's reply, both filed
+    in Sent Items, the draft in Drafts, an officer's response found in Sent Items; then the
+    client secret is revoked: run --once and status exit 3 with the line to fix. Not one
+    line written says a secret or a token, at DEBUG."""
+    import email
+
+    from mailbot.cli import main
+    from tests.conftest import sample_bytes
+    from tests.test_drafts import FAMILY, family_form
+    from tests.test_signposting import SAFETY_TEAM, THREAT_TO_LIFE
+
+    server, said = exchange_oauth2_dovecot, []
+    provider.add_app("mailbot", secret=SECRET, mailbox=MAILBOX)
+    path = write_oauth2_config(tmp_path, provider, server.port, oauth2_smtp.port,
+                               extra=f'[alerts]\nsafety_team = ["{SAFETY_TEAM}"]\n')
+
+    def run(*args: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main(["-v", "--config", str(path), *args])
+        out, err = capsys.readouterr()
+        said.append(out + err)
+        return code, out
+
+    server.append(family_form(message_id="<form-1@portal.example.org>", text=THREAT_TO_LIFE))
+    server.append(sample_bytes("02-portal-visits-enquiry-plain.eml"))
+    assert run("run", "--once")[0] == 0
+    assert server.folder_counts("INBOX", "Processed") == {"INBOX": 0, "Processed": 2}
+    assert sorted(r for m in oauth2_smtp.messages for r in m["rcpt_tos"]) == [
+        SAFETY_TEAM, "sam.sample@example.net"]  # the alert, the signposting reply
+    with server.mailbox() as box:
+        box.folder.set("Sent Items")
+        filed = sorted(email.message_from_bytes(m.obj.as_bytes())["Message-ID"].strip()
+                       for m in box.fetch(mark_seen=False))
+        box.folder.set("Drafts")
+        [draft] = list(box.fetch(mark_seen=False))
+    assert filed == sorted(str(m["Message-ID"]).strip() for m in oauth2_smtp.parsed())
+    assert server.folder_counts("Sent") == {"Sent": 0}  # nothing beside Exchange's own
+
+    response = email.message.EmailMessage()
+    response["From"] = "Officer Smith <safercustody.exampletown@prison.example>"
+    response["To"], response["Subject"] = FAMILY, draft.subject
+    response["Message-ID"] = "<outlook-1@prison.example>"
+    response.set_content("Dear Jane, thank you for telling us. We have seen him. Officer Smith")
+    server.append(response.as_bytes(), folder="Sent Items")
+    assert run("run", "--once")[0] == 0
+    code, out = run("drafts", "list", "--json", "--all")
+    assert [d["status"] for d in json.loads(out)] == ["sent_by_staff"]
+    assert len(oauth2_smtp.messages) == 2  # nothing sent twice
+
+    provider.apps["mailbot"].secret = "a-new-secret"  # revoked in Entra; the file is stale
+    provider.revoke_all()
+    refused = (f"the token endpoint {provider.token_url} refused client_id mailbot "
+               "(invalid_client): check client_id and the client secret "
+               "(client_secret_file / client_secret_env)")
+    code, _ = run("run", "--once")
+    assert code == 3
+    assert [line for line in said[-1].splitlines() if line.startswith("mailbot: ")] == [
+        f"mailbot: {refused}"]
+    code, out = run("status")
+    assert code == 3
+    assert f"UNHEALTHY: mailbox sign-in failed: {refused}" in out.splitlines()
+    assert out.splitlines()[-1] == "status: unhealthy"
+    forbidden = secret_values(provider, "a-new-secret")
+    for text in said:
+        for value in forbidden:
+            assert value not in text
+
+
+def test_status_exits_3_when_the_mailbox_refuses_the_password(dovecot, make_config, capsys):
+    from mailbot.cli import main
+
+    path, _ = make_config()
+    (path.parent / "imap-password").write_text("not-the-password\n")
+    capsys.readouterr()
+    assert main(["--config", str(path), "status"]) == 3
+    out = capsys.readouterr().out
+    [line] = [line for line in out.splitlines() if "sign-in failed" in line]
+    assert line.startswith("UNHEALTHY: mailbox sign-in failed: ")
+    assert "not-the-password" not in out

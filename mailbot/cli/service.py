@@ -54,7 +54,7 @@ def _delivered(context: Context) -> Callable[[Any], int]:
 @click.command("status")
 @pass_context
 def status(context: Context) -> int:
-    """health: polls, errors, queues, concerns by time left"""
+    """health: polls, errors, queues, concerns by time left (exit 3: a sign-in failed)"""
     from mailbot.service import health
 
     report = health.status(context.config, context.sessions)
@@ -63,7 +63,7 @@ def status(context: Context) -> int:
     for problem in report.problems:
         print(f"UNHEALTHY: {problem}")
     print("status: healthy" if report.healthy else "status: unhealthy")
-    return 0 if report.healthy else 1
+    return report.exit_code
 
 
 COMMANDS = (run, status)
