@@ -497,6 +497,9 @@ class WebSettings:
     # Wrong passwords in a row that lock an account, and for how long.
     lockout_after: Count = 10
     lockout_minutes: Minutes = 15
+    # Wrong sign-ins from one client address (any names) within lockout_minutes that
+    # refuse that address's sign-ins until the oldest is that old (mailbot/web/throttle.py).
+    address_attempts: Count = 30
     page_size: Annotated[int, Strict(), Field(ge=5, le=500)] = 50
 
     @property

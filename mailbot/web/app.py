@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from mailbot.config import Config
 from mailbot.db.models import User
 from mailbot.web import accounts
+from mailbot.web.throttle import AddressThrottle
 
 HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -186,6 +187,8 @@ def create_app(config: Config, sessions: sessionmaker[Session],
                    same_site="strict", https_only=settings.behind_tls),
     ])
     app.state.web = web
+    app.state.throttle = AddressThrottle(settings.address_attempts,
+                                         timedelta(minutes=settings.lockout_minutes))
     return app
 
 

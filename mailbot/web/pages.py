@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mailbot.casework import actions as casework
+from mailbot.casework.audit import MAILBOT, record_event
 from mailbot.casework.deadlines import due_by, hours_left, record_phone_response
 from mailbot.db.models import AuditEvent, Contact, Draft, StoredMessage, User, utcnow
 from mailbot.errors import RefusedError
@@ -69,10 +70,22 @@ async def sign_in(request: Request) -> Response:
         return Response("the form's security token is missing or out of date: reload the "
                         "sign-in page", 403)
 
+    # One computer trying many names is stopped before any password is checked.
+    throttle = request.app.state.throttle
+    address = request.client.host if request.client else "unknown"
+    until = throttle.blocked_until(address, utcnow())
+    if until is not None:
+        return web.render(request, "sign_in.html", 429, error=(
+            "Too many wrong sign-ins from this computer. Try again after "
+            f"{web.templates.filters['local'](until)}, or ask an admin."))
+
     def check() -> accounts.SignIn:
         with web.sessions() as session:
             outcome = accounts.authenticate(session, web.config.web, form.get("name", ""),
                                             form.get("password", ""))
+            if not outcome.ok and throttle.failed(address, utcnow()):
+                record_event(session, actor=MAILBOT, action="sign_in_throttled",
+                             detail={"address": address, "attempts": throttle.limit})
             session.commit()
             return outcome
 
