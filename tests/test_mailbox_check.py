@@ -246,6 +246,23 @@ def test_a_folder_mailbot_may_not_write_is_a_problem(smtp_sink, tmp_path, capsys
 # --- The run path: drafts, Sent copies and the Outlook approval path ----------------------
 
 
+def test_the_mailbox_stage_asks_the_server_once_a_connection(server_named_like, tmp_path):
+    from mailbot import config as config_module
+    from mailbot.mailbox.fetch import Mailbox
+
+    exchange = server_named_like(EXCHANGE)
+    config = config_module.load(write_config(tmp_path, exchange, 1))
+    with Mailbox.connect(config.mailbox) as mailbox:
+        lists, real = [], mailbox.client.folder.list
+        mailbox.client.folder.list = lambda *a, **k: lists.append(a) or real(*a, **k)
+        assert mailbox.sent_folder == "Sent Items"
+        assert mailbox.folder_for("drafts") == "Drafts"
+        assert mailbox.folder_for("trash") == "Deleted Items"
+        assert mailbox.folder_for("sent", "Mailbot sent") == "Mailbot sent"  # configured
+        assert mailbox.sent_folder == "Sent Items"
+    assert len(lists) == 1
+
+
 RUN_CASES = {
     # server's folders, [mailbox] lines, [drafts] lines, Drafts used, Sent used, left alone
     "exchange": (EXCHANGE, "", "", "Drafts", "Sent Items", ["Sent"]),
