@@ -150,7 +150,8 @@ def test_approval_sends_exactly_one_email_and_writes_the_audit_trail(
     assert entry["consent"] == "none"
     actions = [action for action, _ in setup.audit()]
     assert actions == ["draft_created", "draft_approved", "draft_sent"]
-    assert ("draft_approved", "Officer Smith") in setup.audit()
+    # Named with --by: recorded as typed there, not as a signed-in officer.
+    assert ("draft_approved", "Officer Smith (--by on the command line)") in setup.audit()
 
 
 def test_consent_draft_cannot_go_with_places_left_to_fill(dovecot, smtp_sink, setup):

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mailbot.cli.context import Context, pass_context
+from mailbot.cli.context import Context, by_option, pass_context
 
 
 @click.group("concerns")
@@ -61,7 +61,7 @@ def _response(contact: Any, drafts: list[dict[str, Any]]) -> str:
 
 @concerns_group.command("respond")
 @click.argument("reference")
-@click.option("--by", required=True)
+@by_option()
 @click.option("--method", required=True,
               type=click.Choice(("phone", "email", "letter", "in_person")))
 @click.option("--note", default="")
@@ -84,7 +84,7 @@ def respond(context: Context, reference: str, by: str, method: str, note: str) -
 @concerns_group.command("action")
 @click.argument("reference")
 @click.option("--kind", required=True, help="welfare_check, referral, acct_opened...")
-@click.option("--by", required=True)
+@by_option()
 @click.option("--note", default="")
 @click.option("--outcome", default="")
 @click.option("--department", help="for referrals: healthcare, mental_health...")
@@ -110,7 +110,7 @@ def action(context: Context, reference: str, kind: str, by: str, note: str, outc
 
 @concerns_group.command("close")
 @click.argument("reference")
-@click.option("--by", required=True)
+@by_option()
 @click.option("--outcome", required=True)
 @pass_context
 def close(context: Context, reference: str, by: str, outcome: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mailbot.cli.context import Context, pass_context
+from mailbot.cli.context import Context, by_option, pass_context
 
 
 @click.group("consent")
@@ -22,7 +22,7 @@ def _recording(function: Callable[..., int]) -> Callable[..., int]:
         click.option("--prisoner", required=True, help="prisoner number, A1234BC"),
         click.option("--contact", required=True,
                      help="email address, or 'Name|phone' without one"),
-        click.option("--by", required=True, help="member of staff recording it"),
+        by_option("the member of staff recording it"),
         click.option("--note", default=""),
     )):
         function = option(function)

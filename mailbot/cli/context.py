@@ -8,8 +8,9 @@ command asks for sessions: `config check` and `templates check` never touch it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -47,3 +48,18 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def by_option(help: str = "the member of staff doing it") -> Callable[[Any], Any]:
+    """`--by NAME`, for scripts: what the verb records under NAME in the audit trail is
+    marked as typed on the command line (mailbot/casework/audit.py), until it ends."""
+    return click.option("--by", required=True, callback=_typed_by,
+                        help=f"{help} (recorded as typed on the command line)")
+
+
+def _typed_by(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from mailbot.casework import audit
+
+    token = audit.typed_by(value)
+    ctx.call_on_close(lambda: audit.forget_typed(token))
+    return value

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from mailbot.cli.context import Context, pass_context
+from mailbot.cli.context import Context, by_option, pass_context
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def show(context: Context, draft_id: int) -> int:
 
 @drafts_group.command("approve")
 @click.argument("draft_id", metavar="ID", type=int)
-@click.option("--by", required=True)
+@by_option()
 @click.option("--edit", type=click.Path(path_type=Path), help="send this file's text instead")
 @pass_context
 def approve(context: Context, draft_id: int, by: str, edit: Path | None) -> int:
@@ -108,7 +108,7 @@ def approve(context: Context, draft_id: int, by: str, edit: Path | None) -> int:
 
 @drafts_group.command("reject")
 @click.argument("draft_id", metavar="ID", type=int)
-@click.option("--by", required=True)
+@by_option()
 @click.option("--reason", required=True)
 @pass_context
 def reject(context: Context, draft_id: int, by: str, reason: str) -> int:
@@ -124,7 +124,7 @@ def reject(context: Context, draft_id: int, by: str, reason: str) -> int:
 
 @drafts_group.command("redraft")
 @click.argument("draft_id", metavar="ID", type=int)
-@click.option("--by", required=True)
+@by_option()
 @pass_context
 def redraft(context: Context, draft_id: int, by: str) -> int:
     """rewrite a draft for today's consent"""

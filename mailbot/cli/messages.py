@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mailbot.cli.context import Context, pass_context
+from mailbot.cli.context import Context, by_option, pass_context
 
 
 @click.group("messages")
@@ -71,7 +71,7 @@ def show(context: Context, message_id: int, raw: bool) -> int:
 
 @messages_group.command("replay")
 @click.argument("message_id", metavar="ID", type=int)
-@click.option("--by", required=True)
+@by_option()
 @pass_context
 def replay(context: Context, message_id: int, by: str) -> int:
     """read a quarantined message, or a form that could not be read, again (after

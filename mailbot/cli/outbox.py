@@ -7,7 +7,7 @@ import json
 
 import click
 
-from mailbot.cli.context import Context, pass_context
+from mailbot.cli.context import Context, by_option, pass_context
 
 
 @click.group("outbox")
@@ -51,7 +51,7 @@ def listing(context: Context, status: str | None, as_json: bool) -> int:
 
 @outbox_group.command("resend")
 @click.argument("email_id", metavar="ID", type=int)
-@click.option("--by", required=True, help="who checked that it should go again")
+@by_option("who checked that it should go again")
 @pass_context
 def resend(context: Context, email_id: int, by: str) -> int:
     """send a failed email again (the same message, the same Message-ID)"""
