@@ -81,6 +81,16 @@ def test_the_outage_alerts_are_file_only() -> None:
         "alerts", "outage", candidate, candidate, [])
 
 
+def test_a_text_edit_beside_an_unchanged_html_part_is_warned_of() -> None:
+    live = versions.wording(KIND, NAME, 0, subject="S", text="old", html="<p>old</p>")
+    same_html = versions.wording(KIND, NAME, 1, subject="S", text="new", html="<p>old</p>")
+    assert "HTML part did not" in versions.out_of_step(live, same_html)
+    assert versions.out_of_step(live, versions.wording(KIND, NAME, 1, subject="S",
+                                                       text="new", html="")) is None
+    assert versions.out_of_step(live, versions.wording(KIND, NAME, 1, subject="S",
+                                                       text="new", html="<p>new</p>")) is None
+
+
 def test_variable_changes_and_the_diff() -> None:
     assert versions.variable_changes({"a", "b"}, {"b", "c"}) == (["c"], ["a"])
     old, new = wording("one\ntwo <b>\nthree", number=1), wording("one\n2 <b>\nthree", number=2)

@@ -126,16 +126,29 @@ def test_edit_preview_save_approve_draft_and_roll_back(app):
     # The editor, previewed with a real concern's values (no JavaScript: a form post)
     editor = admin.get(EDIT)
     assert editor.status_code == 200 and "Passes" in editor.text
+    with app.state.sessions() as session:
+        from mailbot.replies import policy
+
+        shipped_html = versions.live_wording(
+            session, policy.entry_for("templates", "ack_no_consent")).part("html")
     preview = admin.post(EDIT, data={"csrf_token": csrf, "action": "preview",
                                      "subject": "Your message to us [{{ reference }}]",
-                                     "text": NEW_TEXT, "html": "",
+                                     "text": NEW_TEXT, "html": shipped_html,
                                      "concern": contact.reference})
     assert preview.status_code == 200
     shown = text_of(preview.text)
     assert f"Preview, filled from concern {contact.reference}" in shown
     assert f"Dear {contact.submitter_name}," in shown
     assert f"(our reference {contact.reference})" in shown
-    # the edit drops received_at, and the page says so
+    # the HTML part, left as it was, would say the old words
+    assert "The text part changed but the HTML part did not" in shown
+    text_only = admin.post(EDIT, data={"csrf_token": csrf, "action": "preview",
+                                       "subject": "Your message to us [{{ reference }}]",
+                                       "text": NEW_TEXT, "html": "",
+                                       "concern": contact.reference})
+    shown = text_of(text_only.text)
+    assert "HTML part did not" not in shown and "No HTML part" in shown
+    # without the HTML part the edit uses received_at nowhere, and the page says so
     assert "removes received_at" in shown
     with app.state.sessions() as session:
         assert session.execute(select(TemplateVersion)).first() is None  # a preview saves nothing

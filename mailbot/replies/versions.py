@@ -81,8 +81,9 @@ def stored(version: TemplateVersion) -> StoredTemplate:
 def wording(kind: str, name: str, number: int, *, subject: str, text: str,
             html: str | None) -> StoredTemplate:
     """A template's parts as the check and the renderer take them; a blank HTML part
-    is none (the text part only)."""
-    parts = [("subject", _clean(subject)), ("txt", _clean(text))]
+    is none (the text part only); the subject is one line, without a line break after
+    it (a form's text box cannot hold one, and the file's is not sent)."""
+    parts = [("subject", _clean(subject).strip("\n")), ("txt", _clean(text))]
     if html is not None and html.strip():
         parts.append(("html", _clean(html)))
     return StoredTemplate(kind, name, number, tuple(parts))
@@ -200,6 +201,17 @@ def variable_changes(before: Iterable[str], after: Iterable[str]) -> tuple[list[
     return sorted(new - old), sorted(old - new)
 
 
+def out_of_step(live_now: StoredTemplate, candidate: StoredTemplate) -> str | None:
+    """A warning when the text part changed and the HTML part, still there, did not:
+    the two would say different things."""
+    html = candidate.part("html")
+    if html and html == live_now.part("html") and candidate.part("txt") != live_now.part("txt"):
+        return ("The text part changed but the HTML part did not: most mail programs show "
+                "the HTML part, so families would read the old wording. Change the HTML "
+                "part too, or empty it to send the text part only.")
+    return None
+
+
 @dataclass(frozen=True)
 class DiffLine:
     kind: str  # "added", "removed", "same" or "where" (a hunk's @@ line)
@@ -211,7 +223,7 @@ def diff(old: StoredTemplate, new: StoredTemplate) -> list[tuple[str, list[DiffL
     found: list[tuple[str, list[DiffLine]]] = []
     for part in policy.PARTS:
         before, after = old.part(part) or "", new.part(part) or ""
-        if before == after:
+        if before.splitlines() == after.splitlines():
             continue
         lines: list[DiffLine] = []
         for line in difflib.unified_diff(before.splitlines(), after.splitlines(),

@@ -157,6 +157,7 @@ def _editor(request: Request, web: Web, entry: Entry, wording: StoredTemplate,
             consent=_consent(entry), live=live, wording=wording, checked=checked,
             added=added, removed=removed, preview=preview, concern=concern,
             concerns=_recent_concerns(session), diff=versions.diff(live_wording, wording),
+            out_of_step=versions.out_of_step(live_wording, wording),
             note=note, error=error, href=_href(entry),
             file_only=(entry.kind, entry.name) in versions.FILE_ONLY)
 
@@ -233,6 +234,7 @@ async def version_page(request: Request, web: Web, user: User, error: str | None
             kind=KINDS[entry.kind], consent=_consent(entry), number=number, version=version,
             wording=wording, live=live, approvals=approvals, checked=checked, added=added,
             removed=removed, diff=versions.diff(live_wording, wording), rollback=rollback,
+            out_of_step=versions.out_of_step(live_wording, wording),
             refusal=refusal, preview=_preview(session, web, entry, wording, concern),
             concern=concern, concerns=_recent_concerns(session), href=_href(entry),
             error=error)
