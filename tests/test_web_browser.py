@@ -243,6 +243,18 @@ def open_draft(console: Console, prisoner_number: str) -> tuple[str, int]:
 # --- The tests --------------------------------------------------------------------------
 
 
+def test_the_accessibility_check_finds_what_it_should(page, tmp_path):
+    """axe-core really runs: a field without a label and text too pale to read fail."""
+    checker = Console.__new__(Console)
+    checker.checked = []
+    page.set_content('<!DOCTYPE html><html lang="en"><head><title>t</title></head><body>'
+                     '<main><h1>Test</h1><input type="text">'
+                     '<p style="color: #ccc">pale</p></main></body></html>')
+    with pytest.raises(AssertionError) as failed:
+        checker.check(page)
+    assert "label" in str(failed.value) and "color-contrast" in str(failed.value)
+
+
 def test_the_queue_in_time_left_order_and_a_concern(console, page):
     console.sign_in(page)
     rows = queue_rows(page)
@@ -359,7 +371,9 @@ def test_consent_granted_then_withdrawn_refuses_the_approval_with_the_reason(con
         "Dear Mary Sample,\n\nKieran Sample was seen on D wing today and is safe.\n")
     console.submit(page, "Approve and send")
     problem = page.inner_text(".govuk-error-summary")
-    assert "written with consent 'full'" in problem and "what is in force now is 'none'" in problem
+    assert f"Draft {draft_id} was written with consent 'full'" in problem
+    assert "what is in force now is 'none', which allows only the acknowledgement without " \
+        "consent" in problem
     assert "Redraft for the consent in force now" in problem  # the console's button
     assert "mailbot drafts" not in problem  # not the command line's words
     assert console.family_deliveries("mary.sample@example.com") == []

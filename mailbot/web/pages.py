@@ -37,12 +37,24 @@ CONSOLE_WORDS = (
 )
 
 
+# The reply templates a refusal names, in words.
+TEMPLATE_WORDS = {
+    "ack_no_consent": "the acknowledgement without consent",
+    "ack_consent": "the acknowledgement with consent",
+    "ack_restricted": "the acknowledgement to a restricted contact",
+    "ack_unverified": "the acknowledgement to an unverified sender",
+}
+TEMPLATE_NAME = re.compile(r"\b(" + "|".join(TEMPLATE_WORDS) + r")\b")
+
+
 def said(exc: Exception) -> str:
-    """A refusal in the console's words."""
+    """A refusal in the console's words: buttons instead of commands, templates in
+    words, a capital letter to start."""
     text = str(exc)
     for pattern, words in CONSOLE_WORDS:
         text = pattern.sub(words, text)
-    return text
+    text = TEMPLATE_NAME.sub(lambda m: TEMPLATE_WORDS[m.group(1)], text)
+    return text[:1].upper() + text[1:]
 
 
 def _back(path: str, notice: str, request: Request) -> Response:
