@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from mailbot.db.models import Contact, Draft, utcnow
+from mailbot.db.models import AuditEvent, Contact, Draft, utcnow
 from mailbot.replies import policy
 from tests import test_web_browser
 from tests.conftest import REPO
@@ -131,3 +131,34 @@ def test_edit_preview_approve_by_another_and_roll_back(console, page):
     assert ("uses 'prisoner_name', which names or locates the prisoner; not allowed "
             f"where consent = {policy.entry_for('templates', template).consent}") in refusal
     assert "prisoner_name" in page.inner_text("#unknown")
+
+
+def test_the_users_pages(console, page):
+    """An admin adds a member of staff, changes their role and disables them."""
+    code, output = console.cli("users", "add", ADMIN, "--role", "admin", "--password-file",
+                               str(console.tmp_path / "password"))
+    assert code == 0, output
+    sign_in(console, page, ADMIN)
+    console.go(page, "/users")
+    form = page.locator("#add-user")
+    form.get_by_label("Name").fill("Nia Newstarter")
+    form.get_by_label("Role").select_option("officer")
+    form.get_by_label("Password", exact=True).fill("a long enough password")
+    form.get_by_label("The password again").fill("a long enough password")
+    console.submit(page, "Add user")
+    assert "User Nia Newstarter added (officer)" in page.inner_text(
+        ".govuk-notification-banner")
+    page.get_by_role("link", name="Nia Newstarter").click()
+    page.wait_for_url(re.compile(r"/users/\d+$"))
+    console.check(page)
+    page.locator("#change-role").get_by_label("New role").select_option("manager")
+    console.submit(page, "Change role")
+    assert "manager" in page.inner_text("#person-role")
+    console.submit(page, "Disable Nia Newstarter")
+    assert "disabled" in page.inner_text("#person-state")
+    with console.sessions() as session:
+        actors = {(e.action, e.actor) for e in session.execute(select(AuditEvent).where(
+            AuditEvent.action.in_(("user_added", "user_role_changed", "user_disabled"))
+        )).scalars() if e.detail.get("user") == "Nia Newstarter"}
+    assert actors == {("user_added", ADMIN), ("user_role_changed", ADMIN),
+                      ("user_disabled", ADMIN)}

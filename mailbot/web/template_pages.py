@@ -15,15 +15,11 @@ from mailbot.db.models import Contact, TemplateApproval, TemplateVersion, User
 from mailbot.errors import RefusedError
 from mailbot.replies import policy, versions
 from mailbot.replies.policy import Entry, StoredTemplate
-from mailbot.replies.render import TemplateError, format_london_time
+from mailbot.replies.render import TemplateError
 from mailbot.web.app import Web, page
 
 KINDS = {"templates": "Reply to the public", "alerts": "Staff alert"}
 EXAMPLE = "example"
-
-
-def _at(when: Any) -> str:
-    return format_london_time(when) if when is not None else ""
 
 
 def _back(path: str, notice: str, request: Request) -> Response:
@@ -106,7 +102,7 @@ async def template_page(request: Request, web: Web, user: User) -> Response:
         wording = versions.wording_of(session, entry, live, override)
         states = _version_states(saved, {a.number for a in approvals}, live)
         return web.render(
-            request, "template.html", at=_at, entry=entry, kind=KINDS[entry.kind],
+            request, "template.html", entry=entry, kind=KINDS[entry.kind],
             consent=_consent(entry), live=live, wording=wording, saved=saved,
             states=states, approvals=approvals, href=_href(entry),
             file_only=(entry.kind, entry.name) in versions.FILE_ONLY,
@@ -230,7 +226,7 @@ async def version_page(request: Request, web: Web, user: User, error: str | None
         refusal = versions.approval_refusal(number, version.author if version else None,
                                             live, user.name, rollback=rollback)
         return web.render(
-            request, "template_version.html", status_code, at=_at, entry=entry,
+            request, "template_version.html", status_code, entry=entry,
             kind=KINDS[entry.kind], consent=_consent(entry), number=number, version=version,
             wording=wording, live=live, approvals=approvals, checked=checked, added=added,
             removed=removed, diff=versions.diff(live_wording, wording), rollback=rollback,

@@ -9,7 +9,6 @@ from starlette.responses import RedirectResponse, Response
 
 from mailbot.db.models import User, utcnow
 from mailbot.errors import RefusedError
-from mailbot.replies.render import format_london_time
 from mailbot.web import accounts
 from mailbot.web.app import Web, page
 
@@ -21,10 +20,6 @@ def _back(path: str, notice: str, request: Request) -> Response:
 
 async def _form(request: Request) -> dict[str, str]:
     return {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-
-
-def _at(when: object) -> str:
-    return format_london_time(when) if when is not None else ""  # type: ignore[arg-type]
 
 
 def _state(user: User) -> str:
@@ -41,7 +36,7 @@ async def users_page(request: Request, web: Web, user: User, error: str | None =
                      ) -> Response:
     with web.sessions() as session:
         rows = [(u, _state(u)) for u in accounts.listing(session)]
-        return web.render(request, "users.html", status_code, at=_at, rows=rows,
+        return web.render(request, "users.html", status_code, rows=rows,
                           roles=accounts.ROLES, error=error, prefill=prefill or {},
                           minimum=accounts.MIN_PASSWORD_LENGTH)
 
@@ -53,7 +48,7 @@ async def user_page(request: Request, web: Web, user: User, error: str | None = 
         found = session.get(User, _int(request.path_params["user_id"]))
         if found is None:
             return web.render(request, "not_found.html", 404, what="no such user")
-        return web.render(request, "user.html", status_code, at=_at, person=found,
+        return web.render(request, "user.html", status_code, person=found,
                           state=_state(found), roles=accounts.ROLES, error=error,
                           minimum=accounts.MIN_PASSWORD_LENGTH)
 
