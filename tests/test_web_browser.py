@@ -197,10 +197,12 @@ def page():  # type: ignore[no-untyped-def]
                                       locale="en-GB", timezone_id="Europe/London")
         tab = context.new_page()
         problems: list[str] = []
-        # A refused form is shown again with a 400, which Chromium logs as a resource that
-        # failed to load; anything else the console says is an error is one.
+        # A refused form is shown again with a 400, and a page above the role is a 403,
+        # which Chromium logs as resources that failed to load; anything else the
+        # console says is an error is one.
         tab.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-               if m.type == "error" and "status of 400" not in m.text else None)
+               if m.type == "error" and not re.search(r"status of 40[03]\b", m.text)
+               else None)
         tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         tab.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
         # A page may answer 400 (a refused form, shown again with the reason); nothing it
@@ -441,3 +443,25 @@ def test_a_quarantined_message_is_replayed(console, page):
         [replayed] = session.execute(select(AuditEvent).where(
             AuditEvent.action == "message_replayed")).scalars()
         assert replayed.actor == OFFICER
+
+
+def test_a_wrong_password_a_page_above_the_role_and_the_audit_trail(console, page):
+    console.go(page, "/sign-in")
+    page.get_by_label("Name").fill(OFFICER)
+    page.get_by_label("Password").fill("not the password")
+    console.submit(page, "Sign in")
+    assert "The name or password is not right." in page.inner_text(".govuk-error-summary")
+    console.sign_in(page)
+    answer = page.goto(console.base_url + "/audit")
+    assert answer.status == 403
+    console.check(page)
+    assert "It needs the manager role" in page.inner_text("main")
+    assert page.get_by_role("link", name="Audit trail").count() == 0  # not offered either
+    console.submit(page, "Sign out")
+    assert "/sign-in" in page.url
+
+    console.sign_in(page, "Manager Jones")
+    page.get_by_role("link", name="Audit trail").click()
+    console.check(page)
+    rows = page.inner_text("table")
+    assert "Manager Jones\tuser signed in" in rows and "Officer Smith\tuser signed in" in rows
