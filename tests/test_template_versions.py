@@ -242,3 +242,20 @@ url = "sqlite:///{tmp_path / 'mailbot.sqlite3'}"
                                        "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "replies" / f"{NAME}.txt.j2").read_text() == "By the command {{ reference }}"
+    checked = CliRunner().invoke(cli, ["--config", str(config_file), "templates", "check",
+                                       "--live"])
+    assert checked.exit_code == 0 and "templates OK" in checked.output, checked.output
+
+
+def test_templates_check_live_names_a_live_version_that_no_longer_passes(sessions):
+    with sessions() as session:
+        versions.save(session, KIND, NAME, subject="S", text="T {{ reference }}", html=None,
+                      by="Admin Patel")
+        versions.approve(session, KIND, NAME, 1, by="Manager Jones")
+        live = dict(versions.live(session))
+    # as if policy.toml had since narrowed what the template may use
+    live[(KIND, NAME)] = versions.wording(KIND, NAME, 1, subject="S",
+                                          text="T {{ prisoner_number }}", html=None)
+    problems = [str(p) for p in policy.check_templates(live=live)]
+    assert any(p.startswith(f"{NAME} version 1 (txt part):1: uses 'prisoner_number'")
+               for p in problems), problems

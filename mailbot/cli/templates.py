@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,10 +20,17 @@ def templates_group() -> None:
 
 
 @templates_group.command("check")
+@click.option("--live", is_flag=True,
+              help="check the versions approved in the console too (opens the database)")
 @pass_context
-def check(context: Context) -> int:
+def check(context: Context, live: bool) -> int:
     """check every template against its policy"""
-    return templates_check(context.config)
+    if not live:
+        return templates_check(context.config)
+    from mailbot.replies import versions
+
+    with context.sessions() as session:
+        return templates_check(context.config, versions.live(session))
 
 
 @templates_group.command("preview")
@@ -56,10 +64,10 @@ def export(context: Context, output: Path) -> int:
 COMMANDS = (templates_group,)
 
 
-def templates_check(config: Config) -> int:
+def templates_check(config: Config, live: Any = None) -> int:
     from mailbot.replies.policy import check_templates
 
-    problems = check_templates(config.replies.override_dir)
+    problems = check_templates(config.replies.override_dir, live)
     for problem in problems:
         print(f"mailbot: {problem}", file=sys.stderr)
     if problems:
