@@ -259,3 +259,17 @@ def test_templates_check_live_names_a_live_version_that_no_longer_passes(session
     problems = [str(p) for p in policy.check_templates(live=live)]
     assert any(p.startswith(f"{NAME} version 1 (txt part):1: uses 'prisoner_number'")
                for p in problems), problems
+
+
+def test_a_live_version_that_no_longer_passes_gives_way_to_the_files() -> None:
+    """A stored version broken by a later policy edit, with no good version rendered
+    since the start: the shipped files answer, and the rejection is reported."""
+    broken = versions.wording(KIND, "ack_restricted", 7, subject="S {{ reference }}",
+                              text="T {{ submitter_name }}", html=None)
+    live = {(KIND, "ack_restricted"): broken}
+    email = policy.render_acknowledgement("ack_restricted", policy.sample_context(),
+                                          live=live)
+    rejected = [str(p) for p in policy.rejected_templates()]
+    assert any("ack_restricted version 7 (txt part)" in p and "submitter_name" in p
+               for p in rejected), rejected
+    assert email == policy.render_acknowledgement("ack_restricted", policy.sample_context())

@@ -319,10 +319,14 @@ def _render_checked(
     live: LiveTemplates | None = None,
 ) -> RenderedEmail:
     """The one way a template becomes an email: its live stored version when LIVE has
-    one, else its files in effect; checked; the last good version if that fails."""
+    one, else its files in effect; checked; the last good version if that fails (and
+    for a stored version, failing that, the files)."""
     dirs = tuple(template_dirs(override_dir))
     key = (dirs, name)
     examined = _examine_name(name, dirs, kinds=kinds, live=live)
+    files_version = None
+    if examined.version is None and any((kind, name) in (live or {}) for kind in kinds):
+        files_version = _examine_name(name, dirs, kinds=kinds).version
     first_time = False
     with _state.lock:
         if examined.version is not None:
@@ -330,7 +334,7 @@ def _render_checked(
             _state.last_good[key] = version
             _state.rejected.pop(key, None)
         else:
-            fallback = _state.last_good.get(key)
+            fallback = _state.last_good.get(key) or files_version
             if fallback is None:
                 raise TemplateError(
                     f"template {name} cannot be used and no version of it has passed the "
