@@ -161,12 +161,17 @@ async def queue(request: Request, web: Web, user: User) -> Response:
     now = utcnow()
     with web.sessions() as session:
         total = session.scalar(query.with_only_columns(func.count(Contact.id)))
-        found = session.execute(
-            query.order_by(rank if params.get("sort") != "time" else Contact.id * 0,
-                           Contact.received_at, Contact.id)
-            .offset((number - 1) * size).limit(size)
+        # The page's ids first, sorting only the ids and their keys, then those rows
+        # whole: sorting every open concern's whole row cost most of a deep page's time.
+        order = ((Contact.received_at, Contact.id) if params.get("sort") == "time"
+                 else (rank, Contact.received_at, Contact.id))
+        ids = session.execute(query.with_only_columns(Contact.id).order_by(*order)
+                              .offset((number - 1) * size).limit(size)).scalars().all()
+        position = {contact_id: n for n, contact_id in enumerate(ids)}
+        found = sorted(session.execute(
+            select(Contact).where(Contact.id.in_(ids))
             .options(selectinload(Contact.drafts).selectinload(Draft.email))
-        ).scalars().all()
+        ).scalars().all(), key=lambda c: position[c.id])
         consents = consent.for_contacts(session, list(found), now)
         rows = [_queue_row(web, c, consents[c.id], now) for c in found]
     pages = max(1, -(-total // size))
