@@ -208,6 +208,9 @@ def test_edit_preview_save_approve_draft_and_roll_back(app):
         events = [(e.actor, e.action) for e in session.execute(
             select(AuditEvent).where(AuditEvent.action.like("template_%"))
             .order_by(AuditEvent.id)).scalars()]
+    trail = text_of(manager.get("/audit").text)
+    assert "template version approved: ack_no_consent version 1" in trail
+    assert "template rolled back: ack_no_consent version 0" in trail
     assert events == [("Admin Patel", "template_version_saved"),
                       ("Manager Jones", "template_version_approved"),
                       ("Manager Jones", "template_rolled_back"),
