@@ -1,7 +1,7 @@
-"""The console's queue reads consent for a whole page in one query
-(`consent.for_contacts`): it must say what `consent.for_contact`, which approval and the
+"""The console's queue: the consent of a whole page is read in one query
+(`consent.for_contacts`) and must be what `consent.for_contact`, which approval and the
 command line ask, says for each contact, whatever mix of consents, restrictions and
-withdrawals is recorded."""
+withdrawals is recorded; the 72-hour clock in words and colour."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from mailbot import db
 from mailbot.db.models import Contact
 from mailbot.replies import consent
+from mailbot.web.clock import time_left_colour, time_left_words
 from tests.seed import seed_log
 
 
@@ -44,3 +45,17 @@ def test_a_page_of_consents_read_at_once_is_what_each_says_alone(offline_config,
         scopes = {state.scope for state in together.values()}
         assert {"none", "full", "wellbeing", "restricted"} <= scopes
     engine.dispose()
+
+
+def test_the_clock_in_words():
+    assert time_left_words(31.5) == "31 hours left"
+    assert time_left_words(1.0) == "1 hour left"
+    assert time_left_words(0.5) == "30 minutes left"
+    assert time_left_words(-0.2) == "overdue by 12 minutes"
+    assert time_left_words(-4.7) == "overdue by 4 hours"
+    assert time_left_words(-47.9) == "overdue by 47 hours"
+    # Past two days late, in days: '2759 hours' is a number nobody reads.
+    assert time_left_words(-48) == "overdue by 2 days"
+    assert time_left_words(-2759) == "overdue by 114 days"
+    assert [time_left_colour(h) for h in (-1, 5.9, 6, 23.9, 24, 70)] == [
+        "red", "red", "orange", "orange", "green", "green"]
