@@ -15,6 +15,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -157,6 +158,9 @@ retry_base_seconds = 0
 listen = "127.0.0.1:{port}"
 session_secret_file = "{secret}"
 behind_tls = false
+# Three wrong sign-ins from one computer stop it for three seconds.
+address_attempts = 3
+lockout_minutes = 0.05
 """)
     now = utcnow()
     for hours_ago, fields in FORMS:
@@ -197,11 +201,12 @@ def page():  # type: ignore[no-untyped-def]
                                       locale="en-GB", timezone_id="Europe/London")
         tab = context.new_page()
         problems: list[str] = []
-        # A refused form is shown again with a 400, and a page above the role is a 403,
-        # which Chromium logs as resources that failed to load; anything else the
+        # A refused form is shown again with a 400 (a 429 when sign-ins are throttled),
+        # and a page above the role is a 403, which Chromium logs as resources that
+        # failed to load; anything else the
         # console says is an error is one.
         tab.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-               if m.type == "error" and not re.search(r"status of 40[03]\b", m.text)
+               if m.type == "error" and not re.search(r"status of 4(00|03|29)\b", m.text)
                else None)
         tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         tab.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
@@ -447,10 +452,19 @@ def test_a_quarantined_message_is_replayed(console, page):
 
 def test_a_wrong_password_a_page_above_the_role_and_the_audit_trail(console, page):
     console.go(page, "/sign-in")
+    for name in (OFFICER, "Manager Jones", "Nobody"):
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("Password").fill("not the password")
+        console.submit(page, "Sign in")
+        assert "The name or password is not right." in page.inner_text(
+            ".govuk-error-summary")
+    # Three wrong from this computer: even the right password waits.
     page.get_by_label("Name").fill(OFFICER)
-    page.get_by_label("Password").fill("not the password")
+    page.get_by_label("Password").fill(PASSWORD)
     console.submit(page, "Sign in")
-    assert "The name or password is not right." in page.inner_text(".govuk-error-summary")
+    assert "Too many wrong sign-ins from this computer" in page.inner_text(
+        ".govuk-error-summary")
+    time.sleep(3.5)
     console.sign_in(page)
     answer = page.goto(console.base_url + "/audit")
     assert answer.status == 403
@@ -465,3 +479,4 @@ def test_a_wrong_password_a_page_above_the_role_and_the_audit_trail(console, pag
     console.check(page)
     rows = page.inner_text("table")
     assert "Manager Jones\tuser signed in" in rows and "Officer Smith\tuser signed in" in rows
+    assert "mailbot\tsign in throttled" in rows
