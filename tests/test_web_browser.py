@@ -378,6 +378,7 @@ def test_consent_granted_then_withdrawn_refuses_the_approval_with_the_reason(con
         "Dear Mary Sample,\n\nKieran Sample was seen on D wing today and is safe.\n")
     console.submit(page, "Approve and send")
     problem = page.inner_text(".govuk-error-summary")
+    assert page.title().startswith("Error: Draft ")  # said first by a screen reader
     assert f"Draft {draft_id} was written with consent 'full'" in problem
     assert "what is in force now is 'none', which allows only the acknowledgement without " \
         "consent" in problem
