@@ -178,7 +178,12 @@ lockout_minutes = 0.05
         [sys.executable, "-m", "mailbot", "--config", str(path), "web"],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        wait_for_port(port, timeout=30)
+        try:
+            wait_for_port(port, timeout=30)
+        except TimeoutError:
+            log.flush()
+            pytest.fail("mailbot web did not start:\n"
+                        + (tmp_path / "web.log").read_text(errors="replace")[-3000:])
         yield console
     finally:
         process.terminate()
