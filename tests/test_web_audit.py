@@ -68,3 +68,25 @@ def test_the_console_names_the_signed_in_officer_and_the_cli_says_by_was_typed(t
     audit = browser.get("/audit").text
     assert "Officer Smith (--by on the command line)" in audit
     engine.dispose()
+
+
+def test_every_by_option_on_the_command_line_marks_what_it_records():
+    """A verb given --by another way than by_option would record the typed name bare."""
+    import click
+
+    from mailbot.cli import cli
+    from mailbot.cli.context import _typed_by
+
+    found = []
+
+    def walk(command: click.Command, path: str) -> None:
+        for param in command.params:
+            if param.name == "by":
+                found.append(path)
+                assert param.callback is _typed_by, f"{path} --by is not by_option()"
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(cli, "mailbot")
+    assert "mailbot drafts approve" in found and "mailbot consent grant" in found
+    assert len(found) >= 10
