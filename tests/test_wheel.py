@@ -76,6 +76,8 @@ def test_the_wheel_installed_outside_the_repo_checks_runs_lists_and_reports(
     assert (reports / "report-2026-11.html").is_file()
     [emailed] = [m for m, raw in zip(smtp_sink.parsed(), smtp_sink.messages, strict=True)
                  if raw["rcpt_tos"] == [SAFETY_TEAM]]
-    [attached] = list(emailed.iter_attachments())
-    assert attached.get_filename() == "report-2026-11.html"
-    assert attached.get_content_type() == "text/html"
+    pdf, page = list(emailed.iter_attachments())
+    assert (pdf.get_filename(), page.get_filename()) == ("report-2026-11.pdf",
+                                                         "report-2026-11.html")
+    assert page.get_content_type() == "text/html"
+    assert pdf.get_payload(decode=True).startswith(b"%PDF-")

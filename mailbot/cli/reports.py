@@ -1,5 +1,5 @@
 """`mailbot export` (the communications log as JSON, CSV or xlsx) and `mailbot report`
-(the monthly HTML report for the safety meeting)."""
+(the monthly report for the safety meeting, as HTML and PDF)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ def _month(_ctx: click.Context, _param: click.Parameter, text: str) -> date:
         raise click.BadParameter(f"{text!r} is not a month like 2026-11") from exc
 
 
+def _optional_month(ctx: click.Context, param: click.Parameter, text: str | None
+                    ) -> date | None:
+    return None if text is None else _month(ctx, param, text)
+
+
 @click.command("export")
 @click.option("--format", "output_format", type=click.Choice(("json", "csv", "xlsx")),
               default="json", show_default=True)
@@ -43,27 +48,51 @@ def export_command(context: Context, output_format: str, output: Path | None,
 
 
 @click.command("report")
-@click.option("--month", required=True, callback=_month, metavar="YYYY-MM")
+@click.option("--month", callback=_optional_month, metavar="YYYY-MM",
+              help="the month to report on")
+@click.option("--from", "start", callback=_date, metavar="YYYY-MM-DD",
+              help="instead of --month: the first day of a date range")
+@click.option("--to", "end", callback=_date, metavar="YYYY-MM-DD",
+              help="with --from: the range's last day (included)")
 @click.option("--output", required=True, type=click.Path(path_type=Path),
               help="directory to write to")
-@click.option("--email", is_flag=True, help="also email it to [alerts] safety_team, attached")
+@click.option("--format", "output_format", type=click.Choice(("html", "pdf", "both")),
+              default="html", show_default=True,
+              help="the HTML page (with its charts as SVG files), the same page as PDF, "
+                   "or both")
+@click.option("--email", is_flag=True,
+              help="also email it to [alerts] safety_team, the PDF and HTML attached")
 @pass_context
-def report_command(context: Context, month: date, output: Path, email: bool) -> int:
-    """the monthly report for the safety meeting"""
-    from mailbot.reports.report import write_report
+def report_command(context: Context, month: date | None, start: date | None,
+                   end: date | None, output: Path, output_format: str, email: bool) -> int:
+    """the monthly report for the safety meeting (or a date range's)"""
+    from mailbot.reports.report import period_words, write_reports
 
+    if (month is None) == (start is None) or (start is None) != (end is None):
+        print("mailbot: report needs --month, or --from and --to", file=sys.stderr)
+        return 2
+    if start is not None and end is not None and end < start:
+        print(f"mailbot: the range ends ({end}) before it starts ({start})", file=sys.stderr)
+        return 2
+    formats = {"html": ("html",), "pdf": ("pdf",), "both": ("html", "pdf")}[output_format]
+    if email:  # the safety team gets both: the PDF to print, the HTML for a screen reader
+        formats = ("html", "pdf")
     with context.sessions() as session:
-        path = write_report(session, context.config, month, output)
-    print(f"wrote {path}")
-    return _email_report(context, path, month) if email else 0
+        paths = write_reports(session, context.config, month or start, output,
+                              last=end, formats=formats)
+    for path in paths:
+        print(f"wrote {path}")
+    return _email_report(context, paths, period_words(month or start, end)) if email else 0
 
 
 COMMANDS = (export_command, report_command)
 
 
-def _email_report(context: Context, path: Path, month: date) -> int:
+def _email_report(context: Context, paths: list[Path], title: str) -> int:
     """The report, attached to one email to each of the safety team, sent now (or
-    queued for the daemon to retry, if SMTP is down)."""
+    queued for the daemon to retry, if SMTP is down): the PDF first (it prints as it
+    looks and opens on a phone), then the HTML page (it reflows, and a screen reader
+    reads its tables)."""
     from mailbot.mailbox.fetch import Mailbox
     from mailbot.replies.outbox import Kind, enqueue, send_due
 
@@ -72,13 +101,17 @@ def _email_report(context: Context, path: Path, month: date) -> int:
     if not recipients:
         print("mailbot: --email needs [alerts] safety_team", file=sys.stderr)
         return 2
+    html = next(p for p in paths if p.suffix == ".html")
+    pdf = next(p for p in paths if p.suffix == ".pdf")
     with sessions() as session:
         for recipient in recipients:
             enqueue(session, config, kind=Kind.MONTHLY_REPORT, to=recipient,
-                    subject=f"Safer custody report for {month:%B %Y}",
-                    text=f"The safer custody report for {month:%B %Y} is attached "
-                         f"({path.name}); it opens in any web browser.\n",
-                    attachments=[(path.name, path.read_bytes())],
+                    subject=f"Safer custody report for {title}",
+                    text=f"The safer custody report for {title} is attached twice: as a "
+                         f"PDF ({pdf.name}) to print or read anywhere, and as a web page "
+                         f"({html.name}) that opens in any web browser.\n",
+                    attachments=[(pdf.name, pdf.read_bytes()),
+                                 (html.name, html.read_bytes())],
                     auto_submitted="auto-generated")
         session.commit()
     summary = send_due(config, sessions, lambda: Mailbox.connect(config.mailbox))

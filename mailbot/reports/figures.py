@@ -15,13 +15,16 @@ categories, urgency, flags, wing, response and action times, the consent scope o
 drafts), so anonymised contacts count like any other. Repeat contacts are recognised by
 `Contact.person_hash`, a keyed pseudonym made when the contact was logged, which retention
 keeps; contacts logged before it existed fall back to their email, or name and phone.
+
+A date range (the console's reports page, `mailbot report --from --to`) is counted by the
+same function as a month, over whole local days: `period_figures`.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -86,12 +89,17 @@ class Figure:
 class MonthFigures:
     """The answers for one month. `tables` map a row label to a count, largest first."""
 
-    month: date  # the first day of the month
+    month: date  # the first day counted: the 1st for a month, a range's first day
     figures: list[Figure]
     tables: dict[str, list[tuple[str, int]]]
     breaches: list[str]  # references answered after the deadline, or overdue unanswered
     anonymised: int = 0  # contacts counted whose personal details retention has removed
     notes: list[str] = field(default_factory=list)
+    until: date | None = None  # a date range's last day (included); None: the whole month
+
+    @property
+    def last_day(self) -> date:
+        return self.until or next_month(self.month) - timedelta(days=1)
 
     def figure(self, key: str) -> Figure:
         for item in self.figures:
@@ -121,16 +129,27 @@ def month_range(month: date, tz: tzinfo | str) -> tuple[datetime, datetime]:
     """The month as [start, end): local midnights on its first day and the next month's.
 
     A contact at 23:30 UTC on 31 August is 00:30 BST on 1 September, a September contact."""
-    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     month = first_of_month(month)
-    start = datetime(month.year, month.month, 1, tzinfo=zone)
-    end_day = next_month(month)
-    end = datetime(end_day.year, end_day.month, 1, tzinfo=zone)
-    return start, end
+    return day_range(month, next_month(month) - timedelta(days=1), tz)
 
 
-def contacts_received(session: Session, config: Config, month: date) -> list[Contact]:
-    start, end = month_range(month, config.office_hours.timezone)
+def day_range(first: date, last: date, tz: tzinfo | str) -> tuple[datetime, datetime]:
+    """The days from `first` to `last`, both included, as [start, end): local midnight
+    starting `first` and local midnight ending `last`."""
+    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    after = last + timedelta(days=1)
+    return (datetime(first.year, first.month, first.day, tzinfo=zone),
+            datetime(after.year, after.month, after.day, tzinfo=zone))
+
+
+def contacts_received(
+    session: Session, config: Config, month: date, last: date | None = None
+) -> list[Contact]:
+    """The contacts received in `month`, or from the day `month` to `last` if given."""
+    if last is None:
+        start, end = month_range(month, config.office_hours.timezone)
+    else:
+        start, end = day_range(month, last, config.office_hours.timezone)
     return list(
         session.execute(
             select(Contact)
@@ -151,6 +170,32 @@ def monthly_figures(
         contacts_received(session, config, month), config, first_of_month(month),
         now or utcnow(),
     )
+
+
+def period_figures(
+    session: Session, config: Config, first: date, last: date, now: datetime | None = None
+) -> MonthFigures:
+    """The figures for the contacts received from `first` to `last` (whole local days,
+    both included), counted exactly as a month's are."""
+    if last < first:
+        raise ValueError(f"the range ends ({last}) before it starts ({first})")
+    if first == first_of_month(first) and last == next_month(first) - timedelta(days=1):
+        return monthly_figures(session, config, first, now)
+    counted = figures_from_contacts(contacts_received(session, config, first, last), config,
+                                    first, now or utcnow())
+    return replace(counted, until=last)
+
+
+def figures_by_month_within(
+    session: Session, config: Config, first: date, last: date, now: datetime | None = None
+) -> list[MonthFigures]:
+    """A range month by month, oldest first, each month cut to the days in the range."""
+    now = now or utcnow()
+    return [
+        period_figures(session, config, max(first, month),
+                       min(last, next_month(month) - timedelta(days=1)), now)
+        for month in months_between(first, last)
+    ]
 
 
 def figures_for_months(

@@ -1,5 +1,7 @@
-"""The monthly report for the safety meeting: decides how one month's figures are shown,
-as an HTML page with charts and a table for every chart, that opens from disk.
+"""The monthly report for the safety meeting: decides how one month's figures (or a date
+range's) are shown, as an HTML page with charts and a table for every chart, that opens
+from disk, and as the same page printed to PDF by WeasyPrint. The console's reports page
+shows the same `report_context`.
 
 Charts are drawn as plain SVG here rather than with a plotting library: four bar charts
 need no numpy or matplotlib on a prison's server, SVG text stays sharp when printed and
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
@@ -30,8 +33,11 @@ from mailbot.reports.figures import (
     UNKNOWN,
     Figure,
     MonthFigures,
+    day_range,
+    figures_by_month_within,
     figures_for_months,
-    month_range,
+    next_month,
+    period_figures,
 )
 
 REPORT_TEMPLATES = SHIPPED_TEMPLATES / "report"
@@ -98,46 +104,96 @@ class Chart:
         return f"{self.name}.svg"
 
 
+def report_figures(
+    session: Session, config: Config, first: date, last: date | None = None,
+    now: datetime | None = None,
+) -> tuple[MonthFigures, list[MonthFigures]]:
+    """What a report shows: the figures it is about, and the months beside them (oldest
+    first). A month (`last` None, or a range that is one whole month) comes with the
+    five before it; a date range is counted as a whole, then month by month within it."""
+    now = now or utcnow()
+    if last is not None and first.day == 1 and last == next_month(first) - timedelta(days=1):
+        last = None
+    if last is None:
+        month = first.replace(day=1)
+        trend = figures_for_months(session, config, _months_back(month, TREND_MONTHS - 1),
+                                   month, now)
+        return trend[-1], trend
+    return (period_figures(session, config, first, last, now),
+            figures_by_month_within(session, config, first, last, now))
+
+
 def write_report(
     session: Session, config: Config, month: date, output_dir: Path,
     now: datetime | None = None,
 ) -> Path:
     """Write DIR/report-YYYY-MM.html and its chart files; return the HTML's path."""
+    return write_reports(session, config, month, output_dir, now)[0]
+
+
+def write_reports(
+    session: Session, config: Config, first: date, output_dir: Path,
+    now: datetime | None = None, *, last: date | None = None,
+    formats: tuple[str, ...] = ("html",),
+) -> list[Path]:
+    """Write the report for the month of `first` (or the days `first` to `last`) into
+    DIR as `report-YYYY-MM.html` with its chart files and/or `report-YYYY-MM.pdf`, in
+    the order of `formats`; return the paths written."""
     now = now or utcnow()
-    month = month.replace(day=1)
-    first = _months_back(month, TREND_MONTHS - 1)
-    trend = figures_for_months(session, config, first, month, now)
-    html, charts = render_report(config, trend, now)
+    this, trend = report_figures(session, config, first, last, now)
+    html, charts = render_report(config, trend, now, this)
     output_dir.mkdir(parents=True, exist_ok=True)
-    for chart in charts:
-        (output_dir / chart.filename).write_text(chart.svg, encoding="utf-8")
-    path = output_dir / f"report-{month:%Y-%m}.html"
-    path.write_text(html, encoding="utf-8")
-    return path
+    written = []
+    for kind in formats:
+        path = output_dir / f"{report_stem(this)}.{kind}"
+        if kind == "html":
+            for chart in charts:
+                (output_dir / chart.filename).write_text(chart.svg, encoding="utf-8")
+            path.write_text(html, encoding="utf-8")
+        elif kind == "pdf":
+            path.write_bytes(pdf_from_html(html))
+        else:
+            raise ValueError(f"no report format {kind!r}: html or pdf")
+        written.append(path)
+    return written
+
+
+def pdf_from_html(html: str) -> bytes:
+    """The report page as an A4 PDF (WeasyPrint, its print styles). The page holds
+    everything it shows, so nothing is fetched: any URL in it is refused."""
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
+
+    return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols=())).write_pdf()
+
+
+def report_stem(this: MonthFigures) -> str:
+    if this.until is None:
+        return f"report-{this.month:%Y-%m}"
+    return f"report-{this.month:%Y-%m-%d}-to-{this.until:%Y-%m-%d}"
+
+
+def period_name(this: MonthFigures) -> str:
+    return period_words(this.month, this.until)
+
+
+def period_words(first: date, last: date | None = None) -> str:
+    """"November 2026" for a month (`last` None, or its last day), "3 November 2026 to
+    14 December 2026" for a range."""
+    if last is None or (first.day == 1 and last == next_month(first) - timedelta(days=1)):
+        return month_name(first)
+    if first == last:
+        return _day(first)
+    return f"{_day(first)} to {_day(last)}"
 
 
 def render_report(
-    config: Config, trend: list[MonthFigures], now: datetime
+    config: Config, trend: list[MonthFigures], now: datetime,
+    this: MonthFigures | None = None,
 ) -> tuple[str, list[Chart]]:
-    """Pure: the page and its charts for the last month of `trend` (oldest first)."""
-    this = trend[-1]
-    stem = f"report-{this.month:%Y-%m}"
-    tables = this.tables
-    charts = [
-        Chart(f"{stem}-by-type", "Contacts by type of concern",
-              bar_chart([(category_label(k), n) for k, n in tables["by_type"]], BLUE,
-                        "Contacts by type of concern")),
-        Chart(f"{stem}-by-wing", "Contacts by wing",
-              bar_chart(tables["by_wing"], DARK_BLUE, "Contacts by wing")),
-        Chart(f"{stem}-response-times", "Time to respond (safer custody contacts)",
-              bar_chart(tables["response_times"], list(BAND_COLOURS),
-                        "Time to respond to safer custody contacts")),
-        Chart(f"{stem}-trend", f"Contacts received, last {len(trend)} months",
-              trend_chart([(_month_short(m.month),
-                            m.figure("responded").denominator,
-                            m.figure("not_safer_custody").numerator) for m in trend])),
-    ]
-    start, end = month_range(this.month, config.office_hours.timezone)
+    """Pure: the page and its charts for `this` (default: the last month of `trend`,
+    oldest first)."""
+    context, charts = report_context(config, trend, now, this)
     environment = Environment(
         loader=FileSystemLoader(REPORT_TEMPLATES),
         autoescape=True,
@@ -149,10 +205,45 @@ def render_report(
         percent=percent_text, category=category_label, department=department_label,
         urgency=urgency_label,
     )
-    html = environment.get_template(TEMPLATE).render(
+    return environment.get_template(TEMPLATE).render(**context), charts
+
+
+def report_context(
+    config: Config, trend: list[MonthFigures], now: datetime,
+    this: MonthFigures | None = None,
+) -> tuple[dict[str, Any], list[Chart]]:
+    """Pure: what the report page shows (the file's template and the console's read the
+    same), and its charts."""
+    this = this or trend[-1]
+    stem = report_stem(this)
+    is_month = this.until is None
+    span = "this month" if is_month else "in this period"
+    tables = this.tables
+    charts = [
+        Chart(f"{stem}-by-type", "Contacts by type of concern",
+              bar_chart([(category_label(k), n) for k, n in tables["by_type"]], BLUE,
+                        "Contacts by type of concern", empty=f"No contacts {span}")),
+        Chart(f"{stem}-by-wing", "Contacts by wing",
+              bar_chart(tables["by_wing"], DARK_BLUE, "Contacts by wing",
+                        empty=f"No contacts {span}")),
+        Chart(f"{stem}-response-times", "Time to respond (safer custody contacts)",
+              bar_chart(tables["response_times"], list(BAND_COLOURS),
+                        "Time to respond to safer custody contacts",
+                        empty=f"No contacts {span}")),
+        Chart(f"{stem}-trend",
+              f"Contacts received, last {len(trend)} months" if is_month
+              else "Contacts received, month by month",
+              trend_chart([(_trend_label(m),
+                            m.figure("responded").denominator,
+                            m.figure("not_safer_custody").numerator) for m in trend])),
+    ]
+    start, end = day_range(this.month, this.last_day, config.office_hours.timezone)
+    context = dict(
         prison=config.prison.name,
         month=this,
-        month_name=month_name(this.month),
+        month_name=period_name(this),
+        is_month=is_month,
+        this_period=span,
         period=f"{_day(start)} to {_day(end - timedelta(days=1))}",
         timezone=config.office_hours.timezone,
         produced=format_london_time(now),
@@ -164,7 +255,7 @@ def render_report(
         charts={chart.name.removeprefix(f"{stem}-"): _inline(chart) for chart in charts},
         trend=[_trend_row(m) for m in reversed(trend)],
     )
-    return html, charts
+    return context, charts
 
 
 def percent_text(figure: Figure) -> str:
@@ -192,7 +283,7 @@ def urgency_label(name: str) -> str:
 
 def bar_chart(
     rows: list[tuple[str, int]], colour: str | list[str], description: str,
-    width: int = 560,
+    width: int = 560, empty: str = "No contacts this month",
 ) -> str:
     """Horizontal bars, one per row, labelled and with the count at the bar's end."""
     label_width, row_height, top = 230, 28, 10
@@ -203,7 +294,7 @@ def bar_chart(
     parts = [_svg_open(width, height, description)]
     if not rows or most == 0:
         parts.append(f'<text x="{width / 2}" y="{height / 2 + 5}" text-anchor="middle" '
-                     f'fill="{TEXT}">No contacts this month</text>')
+                     f'fill="{TEXT}">{escape(empty)}</text>')
     for index, (label, count) in enumerate(rows):
         y = top + index * row_height
         fill = colour[index % len(colour)] if isinstance(colour, list) else colour
@@ -296,7 +387,7 @@ def _inline(chart: Chart) -> dict[str, object]:
 
 def _trend_row(m: MonthFigures) -> dict[str, object]:
     return {
-        "month": _month_short(m.month),
+        "month": _trend_label(m),
         "received": m.figure("contacts_received").numerator,
         "safer": m.figure("responded").denominator,
         "within": m.figure("answered_within_deadline"),
@@ -316,9 +407,20 @@ def month_name(month: date) -> str:
     return f"{MONTH_NAMES[month.month - 1]} {month.year}"
 
 
+def _trend_label(m: MonthFigures) -> str:
+    """A trend row's name: "Nov 2026", or "3–14 Nov 2026" for part of a month."""
+    whole = m.until is None or (m.month.day == 1
+                                and m.until == next_month(m.month) - timedelta(days=1))
+    if whole:
+        return _month_short(m.month)
+    first = f"{m.month.day}" if m.month.day != m.until.day else ""
+    return f"{first}{'–' if first else ''}{m.until.day} {_month_short(m.month)}"
+
+
 def _month_short(month: date) -> str:
     return f"{MONTH_NAMES[month.month - 1][:3]} {month.year}"
 
 
-def _day(moment: datetime) -> str:
-    return f"{moment.day} {month_name(moment.date())}"
+def _day(moment: date) -> str:
+    day = moment.date() if isinstance(moment, datetime) else moment
+    return f"{day.day} {month_name(day)}"

@@ -40,8 +40,8 @@ HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
        "object-src 'none'")
-# What each role sees in the navigation. Reports and Entra ID sign-in (the next issue)
-# add their entries here, with manager and admin roles.
+# What each role sees in the navigation. Entra ID sign-in (the next issue) adds its
+# entries here, with manager and admin roles.
 NAV = (
     ("Queue", "/queue", "officer"),
     ("Drafts", "/drafts", "officer"),
@@ -50,6 +50,7 @@ NAV = (
     ("Mailbox health", "/health", "officer"),
     ("Audit trail", "/audit", "manager"),
     ("Templates", "/templates", "manager"),
+    ("Reports", "/reports", "manager"),
     ("Users", "/users", "admin"),
 )
 

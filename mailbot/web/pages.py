@@ -20,7 +20,7 @@ from mailbot.errors import RefusedError
 from mailbot.parsers.contact import ContactStatus, Disposition
 from mailbot.replies import consent, drafts
 from mailbot.triage import CATEGORIES, RANK, URGENCIES
-from mailbot.web import accounts, template_pages, user_pages
+from mailbot.web import accounts, report_pages, template_pages, user_pages
 from mailbot.web.app import Web, csrf_token, page, public
 from mailbot.web.clock import time_left_colour, time_left_words
 
@@ -532,4 +532,4 @@ ROUTES = (
     ("/quarantine/{message_id}/replay", quarantine_replay, ["POST"]),
     ("/health", health_page, ["GET"]),
     ("/audit", audit_page, ["GET"]),
-) + template_pages.ROUTES + user_pages.ROUTES
+) + template_pages.ROUTES + user_pages.ROUTES + report_pages.ROUTES
