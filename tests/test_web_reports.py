@@ -74,6 +74,10 @@ def test_a_date_range(seeded):
     for figure in counted.figures:
         assert f"{figure.numerator} / {figure.denominator}" in rows[figure.key]
     assert "3 November 2026 to 14 November 2026" in answer.text
+    typed = browser.get("/reports?from-day=3&from-month=11&from-year=2026&to-day=14"
+                        "&to-month=11&to-year=2026")  # the form's day, month and year
+    assert figure_rows(typed.text) == rows
+    assert 'name="to-day" type="text" inputmode="numeric" value="14"' in typed.text
     assert 'href="/reports/pdf?from=2026-11-03&amp;to=2026-11-14"' in answer.text
     # a whole month asked as a range is the month's report
     whole = browser.get("/reports?from=2026-11-01&to=2026-11-30")
@@ -83,7 +87,9 @@ def test_a_date_range(seeded):
 @pytest.mark.parametrize("query, says", [
     ("month=November", "is not a month like 2026-11"),
     ("from=2026-11-14&to=2026-11-03", "ends (03/11/2026) before it starts"),
-    ("from=2026-11-14&to=", "Enter both dates"),
+    ("from=2026-11-14&to=", "Enter the range&#39;s last day as a real date"),
+    ("from-day=31&from-month=2&from-year=2026&to-day=1&to-month=3&to-year=2026",
+     "Enter the range&#39;s first day as a real date"),
 ])
 def test_a_wrong_period_says_why(seeded, query, says):
     browser, _ = signed_in(seeded, "Manager Jones")

@@ -183,7 +183,8 @@ def period_figures(
         return monthly_figures(session, config, first, now)
     counted = figures_from_contacts(contacts_received(session, config, first, last), config,
                                     first, now or utcnow())
-    return replace(counted, until=last)
+    return replace(counted, until=last, figures=[
+        replace(f, label=f.label.replace("this month", "in the period")) for f in counted.figures])
 
 
 def figures_by_month_within(

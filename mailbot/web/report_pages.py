@@ -54,12 +54,18 @@ def _today(web: Web) -> date:
 def _period(request: Request, web: Web) -> Period:
     """The period the query asks for (default: last month); ValueError with the reason."""
     params = request.query_params
-    start, end = params.get("from", "").strip(), params.get("to", "").strip()
+    start, end = _typed(params, "from"), _typed(params, "to")
     if start or end:
         try:
-            first, last = date.fromisoformat(start), date.fromisoformat(end)
+            first = date.fromisoformat(start)
         except ValueError:
-            raise ValueError("Enter both dates of the range, like 2026-11-03") from None
+            raise ValueError("Enter the range's first day as a real date, for example "
+                             "3 11 2026") from None
+        try:
+            last = date.fromisoformat(end)
+        except ValueError:
+            raise ValueError("Enter the range's last day as a real date, for example "
+                             "14 11 2026") from None
         if last < first:
             raise ValueError(f"The range ends ({last:%d/%m/%Y}) before it starts "
                              f"({first:%d/%m/%Y})")
@@ -73,6 +79,18 @@ def _period(request: Request, web: Web) -> Period:
         except ValueError:
             raise ValueError(f"'{month[:20]}' is not a month like 2026-11") from None
     return Period(first_of_month(first_of_month(_today(web)) - timedelta(days=1)), None)
+
+
+def _typed(params: Any, end: str) -> str:
+    """One end of the range as YYYY-MM-DD: from the form's day, month and year boxes
+    (GOV.UK's date input), or as a link gives it (from=2026-11-03); "" if not given."""
+    parts = [params.get(f"{end}-{part}", "").strip() for part in ("day", "month", "year")]
+    if any(parts):
+        day, month, year = parts
+        if not (day.isdigit() and month.isdigit() and year.isdigit() and len(year) == 4):
+            return "not a date"
+        return f"{year}-{int(month):02d}-{int(day):02d}"
+    return params.get(end, "").strip()
 
 
 def _months(web: Web) -> list[tuple[str, str]]:
@@ -111,10 +129,13 @@ async def reports_page(request: Request, web: Web, user: User) -> Response:
                           period=None, report=None, chosen=dict(request.query_params))
     context, _stem = await run_in_threadpool(_figures, web, period)
     first, last = period.days
+    chosen = {"month": f"{period.first:%Y-%m}" if period.last is None else ""}
+    for end, day in (("from", first), ("to", last)):
+        chosen.update({f"{end}-day": str(day.day), f"{end}-month": str(day.month),
+                       f"{end}-year": str(day.year)})
     return web.render(
         request, "reports.html", months=months, period=period, report=context,
-        chosen={"month": f"{period.first:%Y-%m}" if period.last is None else "",
-                "from": first.isoformat(), "to": last.isoformat()},
+        chosen=chosen,
         percent=reports.percent_text, category=reports.category_label,
         department=reports.department_label, urgency=reports.urgency_label)
 
