@@ -477,6 +477,83 @@ def _listen(value: str) -> str:
     return value
 
 
+Role = Literal["officer", "manager", "admin"]
+
+
+@dataclass(frozen=True, config=_SECTION)
+class OidcSettings:
+    """Signing staff in to the console with Entra ID, or another OpenID Connect provider
+    (`[web.oidc]`; mailbot/web/oidc.py, docs/entra-id.md): the authorization code flow
+    with PKCE, the ID token checked against the provider's keys.
+
+    `microsoft`: the tenant's issuer, https://login.microsoftonline.com/TENANT/v2.0;
+    `generic`: `issuer`, whose /.well-known/openid-configuration is read. `groups` maps
+    group object IDs (the ID token's `groups` claim) to mailbot's roles, the highest of a
+    person's groups winning; someone in none of them is refused.
+    """
+
+    provider: Literal["microsoft", "generic"]
+    client_id: StrictStr
+    # The console's address as staff reach it (https://mailbot.prison.example): the
+    # redirect URI registered with the provider is this and /sign-in/entra/callback.
+    redirect_base: StrictStr
+    groups: dict[StrictStr, Role]
+    client_secret_file: StrictStr | None = None
+    client_secret_env: StrictStr | None = None
+    tenant_id: StrictStr | None = None  # microsoft
+    authority_host: StrictStr | None = None  # microsoft; default login.microsoftonline.com
+    issuer: StrictStr | None = None  # generic
+    # false: only this provider signs anyone in; the name and password fields go.
+    local_accounts: StrictBool = True
+    scope: StrictStr = "openid profile email"
+    # Certificate authorities to trust for the provider's TLS besides the system's
+    # (a TLS-inspecting proxy; the tests' own provider).
+    ca_file: StrictStr | None = None
+    timeout_seconds: Annotated[int, Strict(), Field(ge=1, le=120)] = 15
+
+    @model_validator(mode="after")
+    def _keys_of_the_provider(self) -> OidcSettings:
+        if self.provider == "microsoft":
+            if not self.tenant_id:
+                raise _keys_problem("provider 'microsoft' needs tenant_id")
+            if self.issuer is not None:
+                raise _keys_problem("provider 'microsoft' takes tenant_id, not issuer")
+        else:
+            if not self.issuer:
+                raise _keys_problem("provider 'generic' needs issuer")
+            if self.tenant_id is not None or self.authority_host is not None:
+                raise _keys_problem("provider 'generic' takes issuer, not tenant_id or "
+                                    "authority_host")
+            _secure_url("issuer", self.issuer)
+        if self.authority_host is not None:
+            _secure_url("authority_host", self.authority_host)
+        _secure_url("redirect_base", self.redirect_base)
+        if bool(self.client_secret_file) == bool(self.client_secret_env):
+            raise _keys_problem("needs one of client_secret_file or "
+                                "client_secret_env")
+        if not self.groups:
+            raise _keys_problem("groups maps at least one group's object ID to "
+                                "a role (officer, manager or admin)")
+        if "openid" not in self.scope.split():
+            raise _keys_problem("scope must include openid")
+        return self
+
+    @property
+    def issuer_url(self) -> str:
+        if self.provider == "microsoft":
+            host = (self.authority_host or "https://login.microsoftonline.com").rstrip("/")
+            return f"{host}/{self.tenant_id}/v2.0"
+        return (self.issuer or "").rstrip("/")
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.redirect_base.rstrip("/") + "/sign-in/entra/callback"
+
+    def client_secret(self) -> str:
+        return _read_secret("web.oidc", self.client_secret_file, self.client_secret_env,
+                            key="client_secret")
+
+
 @dataclass(frozen=True, config=_SECTION)
 class WebSettings:
     """The staff web console (`mailbot web`), behind the prison's reverse proxy."""
@@ -501,6 +578,12 @@ class WebSettings:
     # refuse that address's sign-ins until the oldest is that old (mailbot/web/throttle.py).
     address_attempts: Count = 30
     page_size: Annotated[int, Strict(), Field(ge=5, le=500)] = 50
+    # Entra ID (OpenID Connect) sign-in beside, or instead of, the local accounts.
+    oidc: OidcSettings | None = None
+
+    @property
+    def local_accounts(self) -> bool:
+        return self.oidc is None or self.oidc.local_accounts
 
     @property
     def host(self) -> str:

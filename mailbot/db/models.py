@@ -361,6 +361,11 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # "local" (a password here) or "entra" (signed in by OpenID Connect, mailbot/web/oidc.py:
+    # made at the first sign-in, its role taken from the groups at every one).
+    source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    # The person at the provider ("entra:" and the oid, or the issuer and sub): never reused.
+    external_id: Mapped[str | None] = mapped_column(String(300), unique=True, index=True)
 
 
 class TemplateVersion(Base):
