@@ -58,6 +58,8 @@ def test_the_pdf_holds_the_months_figures_as_text(session, offline_config, tmp_p
         width, height = float(page.mediabox.width), float(page.mediabox.height)
         assert (round(width), round(height)) == (595, 842)
     assert reader.metadata.title.startswith("Safer custody contacts: November 2026")
+    root = reader.trailer["/Root"]
+    assert "/StructTreeRoot" in root and root["/Lang"] == "en-GB"  # tagged, for a reader
     text = pdf_text(data)
     assert "Contacts from families: November 2026" in text
     assert "1 November 2026 to 30 November 2026" in text

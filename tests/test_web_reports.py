@@ -88,6 +88,7 @@ def test_a_date_range(seeded):
     ("month=November", "is not a month like 2026-11"),
     ("from=2026-11-14&to=2026-11-03", "ends (03/11/2026) before it starts"),
     ("from=2026-11-14&to=", "Enter the range&#39;s last day as a real date"),
+    ("from=1900-01-01&to=2100-12-31", "A range can be up to 731 days long"),
     ("from-day=31&from-month=2&from-year=2026&to-day=1&to-month=3&to-year=2026",
      "Enter the range&#39;s first day as a real date"),
 ])

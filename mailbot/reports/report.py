@@ -164,7 +164,9 @@ def pdf_from_html(html: str) -> bytes:
     from weasyprint import HTML
     from weasyprint.urls import URLFetcher
 
-    return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols=())).write_pdf()
+    # Tagged: headings, tables and their header cells survive for a screen reader.
+    return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols=())).write_pdf(
+        pdf_tags=True)
 
 
 def report_stem(this: MonthFigures) -> str:

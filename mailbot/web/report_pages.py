@@ -26,6 +26,7 @@ from mailbot.reports.figures import first_of_month, next_month
 from mailbot.web.app import Web, page
 
 MONTHS_OFFERED = 24
+MAX_DAYS = 731  # two years: each month within a range is counted again for its row
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -69,6 +70,9 @@ def _period(request: Request, web: Web) -> Period:
         if last < first:
             raise ValueError(f"The range ends ({last:%d/%m/%Y}) before it starts "
                              f"({first:%d/%m/%Y})")
+        if (last - first).days >= MAX_DAYS:
+            raise ValueError(f"A range can be up to {MAX_DAYS} days long: for longer, "
+                             "use mailbot report --from --to")
         if first.day == 1 and last == next_month(first) - timedelta(days=1):
             return Period(first, None)  # a whole month is the month's report
         return Period(first, last)
