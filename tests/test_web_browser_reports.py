@@ -84,6 +84,17 @@ def test_a_manager_sees_the_report_and_downloads_the_pdf(console: Console, page,
     with console.sessions() as session:
         shows(page, monthly_figures(session, console_config(console), this_month))
 
+    # A range that ends before it starts is shown again with the reason.
+    for end, day in (("From", today), ("To", today - timedelta(days=1))):
+        group = page.get_by_role("group", name=end)
+        group.get_by_label("Day").fill(str(day.day))
+        group.get_by_label("Month").fill(str(day.month))
+        group.get_by_label("Year").fill(str(day.year))
+    console.submit(page, "Show these dates")
+    assert "before it starts" in page.inner_text(".govuk-error-summary")
+    assert page.get_by_role("group", name="To").get_by_label("Day").input_value() == str(
+        (today - timedelta(days=1)).day)  # what was typed is kept
+
     # A date range from the first contact's day to today: every contact of the log.
     for end, day in (("From", first_day), ("To", today)):  # GOV.UK's date input
         group = page.get_by_role("group", name=end)
