@@ -19,7 +19,10 @@ from mailbot.web.app import create_app
 from mailbot.web.pages import ROUTES
 
 PASSWORD = "correct horse battery"
-PUBLIC = {("/sign-in", "GET"), ("/sign-in", "POST")}
+# The sign-in pages, and Entra ID's (tests/test_web_oidc.py signs in through them; here,
+# that they are nothing without [web.oidc]).
+PUBLIC = {("/sign-in", "GET"), ("/sign-in", "POST"), ("/sign-in/entra", "POST"),
+          ("/sign-in/entra/callback", "GET")}
 SAMPLE_PARAMS = {"reference": "SC-2026-00001", "draft_id": "1", "message_id": "1",
                  "what": "grant", "kind": "templates", "name": "ack_no_consent",
                  "number": "1", "user_id": "1"}
@@ -182,3 +185,12 @@ def test_the_pages_render_on_a_seeded_log(app, tmp_path):
     for url in pages:
         answer = browser.get(url)
         assert answer.status_code == 200, (url, answer.text[-2000:])
+
+
+def test_the_entra_pages_are_not_there_without_web_oidc(app):
+    browser = client(app)
+    csrf = token(browser.get("/sign-in").text)
+    assert "Sign in with Microsoft" not in browser.get("/sign-in").text
+    assert browser.post("/sign-in/entra", data={"csrf_token": csrf}).status_code == 404
+    assert browser.get("/sign-in/entra/callback?code=x&state=y").status_code == 404
+    assert browser.get("/queue").status_code == 303  # and no session came of them

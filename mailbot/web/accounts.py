@@ -113,6 +113,9 @@ def disable(session: Session, name: str, *, by: str) -> User:
 def reset(session: Session, name: str, password: str, *, by: str) -> User:
     """A new password; the account is enabled and unlocked, and its sessions end."""
     user = _existing(session, name)
+    if user.source != "local":
+        raise AccountError(f"{name!r} signs in with Entra ID and has no password here: "
+                           "their access is their Entra groups (and disabling here)")
     _check_password(password)
     user.password_hash, user.password_changed_at = _HASHER.hash(password), utcnow()
     user.disabled_at, user.failed_logins, user.locked_until = None, 0, None

@@ -188,6 +188,9 @@ def create_app(config: Config, sessions: sessionmaker[Session],
                    same_site="strict", https_only=settings.behind_tls),
     ])
     app.state.web = web
+    from mailbot.web.oidc import OidcClient
+
+    app.state.oidc = OidcClient(settings.oidc) if settings.oidc is not None else None
     app.state.throttle = AddressThrottle(settings.address_attempts,
                                          timedelta(minutes=settings.lockout_minutes))
     return app

@@ -20,7 +20,7 @@ from mailbot.errors import RefusedError
 from mailbot.parsers.contact import ContactStatus, Disposition
 from mailbot.replies import consent, drafts
 from mailbot.triage import CATEGORIES, RANK, URGENCIES
-from mailbot.web import accounts, report_pages, template_pages, user_pages
+from mailbot.web import accounts, oidc_pages, report_pages, template_pages, user_pages
 from mailbot.web.app import Web, csrf_token, page, public
 from mailbot.web.clock import time_left_colour, time_left_words
 
@@ -81,6 +81,10 @@ async def sign_in(request: Request) -> Response:
     if not expected or form.get("csrf_token") != expected:
         return Response("the form's security token is missing or out of date: reload the "
                         "sign-in page", 403)
+    if not web.config.web.local_accounts:  # [web.oidc] local_accounts = false
+        return web.render(request, "sign_in.html", 403, error=(
+            "Signing in with a name and password is switched off here: use Sign in with "
+            "Microsoft."))
 
     # One computer trying many names is stopped before any password is checked.
     throttle = request.app.state.throttle
@@ -532,4 +536,4 @@ ROUTES = (
     ("/quarantine/{message_id}/replay", quarantine_replay, ["POST"]),
     ("/health", health_page, ["GET"]),
     ("/audit", audit_page, ["GET"]),
-) + template_pages.ROUTES + user_pages.ROUTES + report_pages.ROUTES
+) + template_pages.ROUTES + user_pages.ROUTES + report_pages.ROUTES + oidc_pages.ROUTES
