@@ -25,7 +25,8 @@ CALLBACK = "/sign-in/entra/callback"
 
 def _next(value: str | None) -> str:
     value = value or "/queue"
-    return value if value.startswith("/") and not value.startswith("//") else "/queue"
+    return (value if value.startswith("/") and not value.startswith(("//", "/\\"))
+            else "/queue")
 
 
 def _refused(request: Request, web: Web, refused: OidcRefused) -> Response:
