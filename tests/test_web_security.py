@@ -11,14 +11,12 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from mailbot import config as config_module
-from mailbot import db
 from mailbot.db.models import AuditEvent, ConsentRecord
 from mailbot.web import accounts
-from mailbot.web.app import create_app
 from mailbot.web.pages import ROUTES
+from tests.web_support import PASSWORD, console_app
+from tests.web_support import csrf_token as token
 
-PASSWORD = "correct horse battery"
 # The sign-in pages, and Entra ID's (tests/test_web_oidc.py signs in through them; here,
 # that they are nothing without [web.oidc]).
 PUBLIC = {("/sign-in", "GET"), ("/sign-in", "POST"), ("/sign-in/entra", "POST"),
@@ -30,33 +28,13 @@ SAMPLE_PARAMS = {"reference": "SC-2026-00001", "draft_id": "1", "message_id": "1
 
 @pytest.fixture
 def app(tmp_path):  # type: ignore[no-untyped-def]
-    config = config_module.from_dict({
-        "prison": {"name": "HMP Exampletown"},
-        "mailbox": {"host": "127.0.0.1", "port": 1, "username": "u", "password_env": "UNUSED"},
-        "smtp": {"host": "127.0.0.1", "port": 1, "from_address": "sc@prison.example"},
-        "state": {"directory": str(tmp_path)},
-        "database": {"url": f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"},
-    })
-    engine = db.make_engine(config.database.url)
-    db.upgrade(engine)
-    sessions = db.session_factory(engine)
-    with sessions() as session:
-        for name, role in (("Officer Smith", "officer"), ("Manager Jones", "manager"),
-                           ("Admin Patel", "admin")):
-            accounts.add(session, name, role, PASSWORD, by="test")
-        session.commit()
-    application = create_app(config, sessions, session_secret="s" * 40)
-    application.state.sessions = sessions
-    yield application
-    engine.dispose()
+    with console_app(tmp_path) as application:
+        yield application
 
 
 def client(app) -> TestClient:  # type: ignore[no-untyped-def]
     return TestClient(app, base_url="https://testserver", follow_redirects=False)
 
-
-def token(page_html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page_html).group(1)
 
 
 def signed_in(app, name: str) -> tuple[TestClient, str]:  # type: ignore[no-untyped-def]

@@ -15,14 +15,11 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from mailbot import config as config_module
-from mailbot import db
 from mailbot.db.models import AuditEvent, Contact, Draft, TemplateVersion, User
 from mailbot.replies import consent, drafts, versions
-from mailbot.web import accounts
-from mailbot.web.app import create_app
+from tests.web_support import PASSWORD, console_app
+from tests.web_support import csrf_token as token
 
-PASSWORD = "correct horse battery"
 EDIT = "/templates/templates/ack_no_consent/edit"
 NEW_TEXT = ("Dear {{ submitter_name }},\n\nWe have your message about a person in our care "
             "(our reference {{ reference }}). A new wording, approved in the console.\n\n"
@@ -31,32 +28,9 @@ NEW_TEXT = ("Dear {{ submitter_name }},\n\nWe have your message about a person i
 
 @pytest.fixture
 def app(tmp_path):  # type: ignore[no-untyped-def]
-    from tests.seed import seed_log
+    with console_app(tmp_path, seed=True) as application:
+        yield application
 
-    config = config_module.from_dict({
-        "prison": {"name": "HMP Exampletown"},
-        "mailbox": {"host": "127.0.0.1", "port": 1, "username": "u", "password_env": "UNUSED"},
-        "smtp": {"host": "127.0.0.1", "port": 1, "from_address": "sc@prison.example"},
-        "state": {"directory": str(tmp_path)},
-        "database": {"url": f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"},
-    })
-    engine = db.make_engine(config.database.url)
-    db.upgrade(engine)
-    sessions = db.session_factory(engine)
-    with sessions() as session:
-        for name, role in (("Officer Smith", "officer"), ("Manager Jones", "manager"),
-                           ("Admin Patel", "admin")):
-            accounts.add(session, name, role, PASSWORD, by="test")
-        seed_log(session, config)
-        session.commit()
-    application = create_app(config, sessions, session_secret="s" * 40)
-    application.state.sessions = sessions
-    yield application
-    engine.dispose()
-
-
-def token(page_html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page_html).group(1)
 
 
 def signed_in(app, name: str) -> tuple[TestClient, str]:  # type: ignore[no-untyped-def]

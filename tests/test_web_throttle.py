@@ -11,37 +11,18 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from mailbot import config as config_module
-from mailbot import db
 from mailbot.db.models import AuditEvent
-from mailbot.web import accounts
-from mailbot.web.app import create_app
 from mailbot.web.throttle import AddressThrottle
+from tests.web_support import PASSWORD, console_app
 
-PASSWORD = "correct horse battery"
 ATTEMPTS = 5
 
 
 @pytest.fixture
 def app(tmp_path):  # type: ignore[no-untyped-def]
-    config = config_module.from_dict({
-        "prison": {"name": "HMP Exampletown"},
-        "mailbox": {"host": "127.0.0.1", "port": 1, "username": "u", "password_env": "UNUSED"},
-        "smtp": {"host": "127.0.0.1", "port": 1, "from_address": "sc@prison.example"},
-        "state": {"directory": str(tmp_path)},
-        "database": {"url": f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"},
-        "web": {"address_attempts": ATTEMPTS, "lockout_after": 10},
-    })
-    engine = db.make_engine(config.database.url)
-    db.upgrade(engine)
-    sessions = db.session_factory(engine)
-    with sessions() as session:
-        accounts.add(session, "Officer Smith", "officer", PASSWORD, by="test")
-        session.commit()
-    application = create_app(config, sessions, session_secret="s" * 40)
-    application.state.sessions = sessions
-    yield application
-    engine.dispose()
+    with console_app(tmp_path, staff=(("Officer Smith", "officer"),),
+                     web={"address_attempts": ATTEMPTS, "lockout_after": 10}) as application:
+        yield application
 
 
 def sign_in(browser: TestClient, name: str, password: str) -> int:
