@@ -363,3 +363,20 @@ def test_the_config_table_refuses_what_it_does_not_know(provider, bundle):
         with pytest.raises(ConfigError) as refused:
             load(**overrides)
         assert words in str(refused.value), (overrides, str(refused.value))
+
+
+def test_the_sign_in_pages_csp_lets_the_form_go_on_to_the_provider(app, provider):
+    csp = browser_for(app).get("/sign-in").headers["content-security-policy"]
+    assert f"form-action 'self' {provider.authority_host}" in csp
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_a_provider_not_answering_is_said_and_audited(app, provider):
+    browser = browser_for(app)
+    page = browser.get("/sign-in")
+    provider.stop()
+    app.state.oidc._discovery = None  # as on a console started while it was down
+    refused = browser.post("/sign-in/entra", data={"csrf_token": token(page.text)})
+    assert refused.status_code == 502 and "could not be reached" in refused.text
+    [event] = events(app, "oidc_sign_in_refused")
+    assert event.detail["reason"].startswith("provider unreachable")

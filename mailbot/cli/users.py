@@ -110,6 +110,7 @@ def listing(context: Context, as_json: bool) -> int:
             "state": ("disabled" if u.disabled_at else
                       "locked" if u.locked_until and u.locked_until > now else "active"),
             "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+            "source": u.source,  # local, or entra ([web.oidc]: docs/entra-id.md)
         } for u in accounts.listing(session)]
     if as_json:
         print(json.dumps(rows, indent=2))

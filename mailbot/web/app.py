@@ -106,7 +106,13 @@ class Web:
             nav=[(label, href) for label, href, role in NAV
                  if user is not None and accounts.allows(user.role, role)],
             prison=self.config.prison.name, **context)
-        return HTMLResponse(html, status_code=status_code)
+        response = HTMLResponse(html, status_code=status_code)
+        oidc = getattr(request.app.state, "oidc", None)
+        if name == "sign_in.html" and oidc is not None:
+            # Sign in with Microsoft posts here and is redirected on to the provider.
+            response.headers["content-security-policy"] = CSP.replace(
+                "form-action 'self'", f"form-action 'self' {oidc.form_action_sources()}")
+        return response
 
 
 def csrf_token(request: Request) -> str:

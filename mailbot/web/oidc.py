@@ -161,6 +161,29 @@ class OidcClient:
                                          timeout=self.settings.timeout_seconds)
         return self._jwks.get_signing_key_from_jwt(token).key
 
+    def form_action_sources(self) -> str:
+        """The origins the sign-in page's form may end at, for its CSP's form-action:
+        browsers hold a form's POST to it through the redirect that follows, so the
+        provider's authorization endpoint must be named besides 'self'."""
+        urls = [self.settings.issuer_url]
+        if self._discovery is not None:
+            urls.append(self._discovery["authorization_endpoint"])
+        origins = []
+        for url in urls:
+            parts = urllib.parse.urlsplit(url)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            if origin not in origins:
+                origins.append(origin)
+        return " ".join(origins)
+
+    def prefetch(self) -> None:
+        """Read the discovery document if it can be (the sign-in page's CSP names its
+        authorization endpoint); a provider not answering is said at sign-in instead."""
+        try:
+            self.discovery()
+        except OidcRefused as refused:
+            log.warning("OpenID Connect discovery: %s", refused.reason)
+
     # --- Starting: to the provider --------------------------------------------------------
 
     def start(self, next_path: str) -> tuple[str, str]:

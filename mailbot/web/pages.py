@@ -70,6 +70,8 @@ async def _form(request: Request) -> dict[str, str]:
 
 @public
 async def sign_in_page(request: Request) -> Response:
+    if request.app.state.oidc is not None:  # the provider's address, for the page's CSP
+        await run_in_threadpool(request.app.state.oidc.prefetch)
     return request.app.state.web.render(request, "sign_in.html", error=None)
 
 
