@@ -1,9 +1,13 @@
 """Entra ID sign-in as staff meet it: headless Chromium (Debian's, driven by Playwright)
 against a real `mailbot web` process on plain-HTTP loopback and the local OpenID Connect
-provider over HTTPS (mailbot/devtools/oidcserver.py). The provider is another site to
-the browser (https against http), so this is where the cookies' SameSite rules are
-seen to hold: the state cookie comes back on the provider's redirect, and the session
-cookie (Strict) is there on the queue. axe-core checks each page that stays on screen."""
+provider over HTTPS (mailbot/devtools/oidcserver.py) at https://localhost, another site
+to the browser, showing a page of its own whose link the person follows back, as at
+Microsoft's sign-in page. This is where the cookies' SameSite rules are seen to hold:
+the navigation back is the provider's, cross-site, so only the Lax state cookie comes
+with it, and the Strict session cookie set then is sent on the queue because the
+console's own page moves on to it (a redirect straight from the callback was tried: it
+lands on the sign-in page again). A form POST redirected to the provider is allowed by
+the sign-in page's CSP form-action. axe-core checks each page that stays on screen."""
 
 from __future__ import annotations
 
@@ -36,7 +40,9 @@ if not CHROMIUM.exists():
 def console(ca, tmp_path):  # type: ignore[no-untyped-def]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    provider = OidcServer(ca, CLIENT_ID, SECRET, base + "/sign-in/entra/callback").start()
+    provider = OidcServer(ca, CLIENT_ID, SECRET, base + "/sign-in/entra/callback",
+                          host="localhost").start()
+    provider.interactive = True
     bundle = tmp_path / "provider-ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     (tmp_path / "web-session-secret").write_text("x" * 48 + "\n")
@@ -138,6 +144,8 @@ def test_staff_sign_in_with_microsoft_in_a_real_browser(console, page):
     visited: list[str] = []
     page.on("framenavigated", lambda frame: visited.append(frame.url))
     page.get_by_role("button", name="Sign in with Microsoft").click()
+    # At the provider's own page (another site), the person chooses to go on.
+    page.get_by_role("link", name="Continue as Jane Smith").click()
     page.wait_for_url(re.compile(r"^http://127\.0\.0\.1:\d+/queue$"))
     assert any("/sign-in/entra/callback?code=" in url for url in visited), visited
     accessible(page)
@@ -151,6 +159,7 @@ def test_staff_sign_in_with_microsoft_in_a_real_browser(console, page):
     provider.sign_in_as(Person("Sam Other", "sam.other@prison.gov.uk", groups=["elsewhere"]))
     page.goto(base + "/sign-in")
     page.get_by_role("button", name="Sign in with Microsoft").click()
+    page.get_by_role("link", name="Continue as Sam Other").click()
     page.wait_for_load_state()
     assert "not in any of the groups that give access" in page.inner_text("main")
     accessible(page)

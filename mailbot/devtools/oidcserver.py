@@ -56,11 +56,17 @@ def _b64(data: bytes) -> str:
 
 class OidcServer:
     def __init__(self, ca: Any, client_id: str, client_secret: str,
-                 redirect_uri: str) -> None:
+                 redirect_uri: str, host: str = "127.0.0.1") -> None:
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         self.ca, self.client_id, self.client_secret = ca, client_id, client_secret
         self.redirect_uri = redirect_uri
+        # "localhost" makes it another site to a browser on a console at 127.0.0.1.
+        self.host = host
+        # True: the authorization endpoint shows a page with a link back, which a browser
+        # test follows, as a person does at Microsoft's sign-in page (the navigation back
+        # is then the provider's, cross-site); False: it redirects at once.
+        self.interactive = False
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = secrets.token_hex(8)
@@ -90,7 +96,7 @@ class OidcServer:
 
     @property
     def authority_host(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     @property
     def issuer(self) -> str:
@@ -141,6 +147,13 @@ class OidcServer:
                                       query.get("nonce", ""), query["code_challenge"])
         back = query["redirect_uri"] + "?" + urlencode({"code": code,
                                                         "state": query.get("state", "")})
+        if self.interactive:
+            from html import escape
+
+            page = (f'<!DOCTYPE html><html lang="en"><head><title>Sign in</title></head><body>'
+                    f'<main><h1>Sign in</h1><a id="continue" href="{escape(back)}">Continue '
+                    f'as {escape(self.person.name)}</a></main></body></html>')
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, page
         return 302, {"Location": back}, None
 
     def token(self, form: dict[str, str]) -> tuple[int, dict[str, str], Any]:
@@ -216,11 +229,14 @@ def _handler(provider: OidcServer) -> type[BaseHTTPRequestHandler]:
                 self._answer(404, {}, {"error": "not_found"})
 
         def _answer(self, status: int, headers: dict[str, str], body: Any) -> None:
-            data = json.dumps(body).encode() if body is not None else b""
+            if isinstance(body, str):
+                data = body.encode()
+            else:
+                data = json.dumps(body).encode() if body is not None else b""
             self.send_response(status)
+            headers = {"Content-Type": "application/json", **headers}
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -94,9 +94,10 @@ async def entra_callback(request: Request) -> Response:
     request.session.clear()  # a new session on signing in: no fixation
     request.session.update(user=user_id, since=utcnow().timestamp())
     csrf_token(request)
-    # A page of ours that moves on to the queue, not a redirect: the browser then sends
-    # the Strict session cookie, which it would not on a redirect chain begun at the
-    # provider's site.
+    # A page of ours that moves on to the queue, not a redirect: the navigation here was
+    # begun on the provider's page (another site), and a redirect would carry that on, so
+    # the browser would not send the Strict session cookie with it (tests/
+    # test_web_browser_oidc.py); from our own page, it does.
     response = web.render(request, "oidc_continue.html", target=target)
     response.delete_cookie(STATE_COOKIE, path="/sign-in/entra")
     return response
