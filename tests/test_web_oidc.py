@@ -206,6 +206,8 @@ def test_a_generic_provider_by_its_issuer(make_app, provider, bundle):
 
 @pytest.mark.parametrize(("tamper", "reason"), [
     ({"aud": "someone-elses-app"}, "wrong audience"),
+    ({"aud": [CLIENT_ID, "someone-elses-app"], "azp": "someone-elses-app"},
+     "wrong audience (azp)"),
     ({"iss": "https://login.microsoftonline.com/another-tenant/v2.0"}, "wrong issuer"),
     ({"nonce": "not-the-one-sent"}, "wrong nonce"),
     ({"key": "other"}, "bad signature"),

@@ -263,6 +263,11 @@ class OidcClient:
             log.debug("ID token refused: %s", exc)
             raise OidcRefused(f"ID token refused: {_why(exc)}",
                               "The sign-in could not be checked. " + TRY_AGAIN) from exc
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        if len(audiences) > 1 and claims.get("azp") != self.settings.client_id:
+            # OpenID Connect Core 3.1.3.7: several audiences need azp to be us.
+            raise OidcRefused("ID token refused: wrong audience (azp)",
+                              "The sign-in could not be checked. " + TRY_AGAIN)
         if not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
             raise OidcRefused("ID token refused: wrong nonce",
                               "The sign-in could not be checked. " + TRY_AGAIN)
