@@ -65,7 +65,11 @@ ROUTINE_OPENERS = (
 # Known misses of the newest held-out set, measured when it was new and not yet fixed
 # (issue 13 stays open for them): held for a person, but not logged as safer custody.
 # A case listed here that passes makes the test fail, so the list only shrinks.
-KNOWN_MISSES_WITH_A_QUESTION_IN_FRONT: set[str] = set()
+KNOWN_MISSES_WITH_A_QUESTION_IN_FRONT: set[str] = {
+    # set O: "would appreciate confirmation that he has arrived safely and is settling" after
+    # a transfer, "no specific concerns": read as a transfer enquiry, not a welfare worry.
+    "rtn_formal_support_worker_welfare_check",
+}
 
 
 def test_a_routine_question_in_front_of_a_safety_text_never_makes_it_routine() -> None:
