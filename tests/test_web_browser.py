@@ -108,16 +108,7 @@ class Console:
         return answer
 
     def check(self, page) -> None:  # type: ignore[no-untyped-def]
-        """axe-core on the page as it is now: no WCAG 2.2 A or AA violation."""
-        page.evaluate(AXE.read_text(encoding="utf-8"))
-        violations = page.evaluate(
-            "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}}))"
-            ".violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
-            " nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}))",
-            AXE_TAGS)
-        assert violations == [], f"axe on {page.url}:\n" + "\n".join(
-            f"{v['id']} ({v['impact']}): {v['help']}\n  " + "\n  ".join(v["nodes"][:5])
-            for v in violations)
+        assert_accessible(page)
         self.checked.append(page.url)
 
     def sign_in(self, page, name: str = OFFICER) -> None:  # type: ignore[no-untyped-def]
@@ -223,6 +214,19 @@ def page():  # type: ignore[no-untyped-def]
         browser.close()
     # A script the CSP refused, a stylesheet or font not found: the page is not as meant.
     assert problems == []
+
+
+def assert_accessible(page) -> None:  # type: ignore[no-untyped-def]
+    """axe-core on the page as it is now: no WCAG 2.2 A or AA violation."""
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    violations = page.evaluate(
+        "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}}))"
+        ".violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)}))",
+        AXE_TAGS)
+    assert violations == [], f"axe on {page.url}:\n" + "\n".join(
+        f"{v['id']} ({v['impact']}): {v['help']}\n  " + "\n  ".join(v["nodes"][:5])
+        for v in violations)
 
 
 def hours_in(words: str) -> float:

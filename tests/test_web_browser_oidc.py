@@ -20,13 +20,11 @@ import pytest
 
 from mailbot.devtools.devservers import free_port, wait_for_port
 from mailbot.devtools.oidcserver import TENANT, OidcServer, Person
-from tests.conftest import REPO
+from tests.test_web_browser import assert_accessible as accessible
 
 pytestmark = pytest.mark.servers
 
 CHROMIUM = Path("/usr/bin/chromium")
-AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
-AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"
 SECRET = "console-client-secret-17"
 OFFICERS = "0f3c1c5e-officers"
@@ -123,14 +121,6 @@ def page():  # type: ignore[no-untyped-def]
         yield tab
         browser.close()
     assert problems == []
-
-
-def accessible(page) -> None:  # type: ignore[no-untyped-def]
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    violations = page.evaluate(
-        "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}}))"
-        ".violations.map(v => v.id + ': ' + v.help)", AXE_TAGS)
-    assert violations == [], (page.url, violations)
 
 
 def test_staff_sign_in_with_microsoft_in_a_real_browser(console, page):
