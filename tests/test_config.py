@@ -129,7 +129,8 @@ def test_the_example_config_documents_every_key():
     """Every key of every section is in the example, set or shown commented out, and the
     example stays valid with every commented-out key put in."""
     text = (REPO / "config" / "mailbot.example.toml").read_text()
-    uncommented = re.sub(r"(?m)^# (\[[\w.]+\]|\w+ = .*)$", r"\1", text)
+    # A key is a bare word or, in a table of IDs (Entra's groups), a quoted string.
+    uncommented = re.sub(r'(?m)^# (\[[\w.]+\]|(?:\w+|"[^"]+") = .*)$', r"\1", text)
     documented = tomllib.loads(uncommented)
     signing_in = _oauth2_examples(text)
     for section, info in config_module.Config.model_fields.items():
