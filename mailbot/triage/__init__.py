@@ -63,6 +63,9 @@ __all__ = [
 
 # Share of a text's words found in the English vocabularies above which it is English.
 ENGLISH_BY_WORDS = 0.85
+# Below this confidence an identified language with rules of its own is not trusted alone:
+# when its rules find nothing, every other language's rules read the text too.
+UNSURE_LANGUAGE = 0.6
 
 
 @dataclass(frozen=True)
@@ -190,13 +193,22 @@ def triage(
     if identified.english and accounted.english_share == 1.0:
         readers = []  # every word English: no other language's match could count
     folded = read_folded(text) if readers else None
-    for language_rules in readers:
-        finding = assess_foreign(folded, language_rules, english_word)
-        reasons.extend(finding.reasons)
-        if finding.level:
-            found_foreign = True
-            levels.append(finding.level)
-            foreign_categories.extend(finding.categories)
+    def read_with(readers: Iterable) -> None:
+        nonlocal found_foreign
+        for language_rules in readers:
+            finding = assess_foreign(folded, language_rules, english_word)
+            reasons.extend(finding.reasons)
+            if finding.level:
+                found_foreign = True
+                levels.append(finding.level)
+                foreign_categories.extend(finding.categories)
+
+    read_with(readers)
+    if (not found_foreign and len(readers) == 1
+            and identified.confidence < UNSURE_LANGUAGE):
+        # An unsure identification (Roman Urdu taken for Albanian) whose language's rules
+        # found nothing: every other language's rules read it too.
+        read_with(r for r in languages.values() if r is not readers[0])
     assessed = True
     if not identified.english and identified.code != "en":
         reasons.append(f"language:{identified.code} ({identified.name}, confidence "
