@@ -46,7 +46,7 @@ from mailbot.triage.language import (
     load_languages,
     read_folded,
 )
-from mailbot.triage.matching import Match, combine, dismissed, excerpt, find, lower, negate
+from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
 from mailbot.triage.phrases import TriageRulesError
 from mailbot.triage.reading import clean_text, read, stem
 from mailbot.triage.rules import TriageRules
@@ -96,7 +96,7 @@ def triage(
     account for themselves in a routine enquiry."""
     whole = f"{subject}\n\n{text}" if subject else text
     words = read(whole, rules.spelling, rules.emoji)
-    matches = find(words, rules)
+    matches, set_aside = find(words, rules)
     negate(matches, words, rules.negation)
     lower(matches, words, rules.lowers)
     combos = combine(matches, words, rules)
@@ -138,7 +138,7 @@ def triage(
                            f"(rule {m.signal.name}, ignored)")
 
     accounted = account(words, matches, rules.accounting, names, rules.negation.negators,
-                        dismissed(words, rules))
+                        set_aside)
     if not levels and accounted.unknown_topic:
         # Words no rule explains: when in doubt it is a safety concern, and a person
         # decides; it is never signposted away on one routine word.

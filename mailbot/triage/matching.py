@@ -32,45 +32,49 @@ def spans(pattern: re.Pattern[str], string: str, starts: list[int]) -> Iterable[
     """Word spans (first, last) of the pattern's matches anywhere in the string; a
     pattern from `PhraseCompiler.pattern` reports its (overlapping) matches in group 1."""
     for m in pattern.finditer(string):
-        a, b = m.span(1) if m.re.groups else m.span()
-        while a < b and string[a] == " ":
-            a += 1
-        if b <= a:
-            continue
-        first = bisect_right(starts, a) - 1
-        last = bisect_right(starts, b - 1) - 1
-        if string[b - 1] == " ":
-            last = bisect_right(starts, b - 2) - 1
-        yield max(first, 0), max(last, first, 0)
+        span = word_span(*(m.span(1) if m.re.groups else m.span()), string, starts)
+        if span is not None:
+            yield span
 
 
-def find(words: Words, rules: TriageRules) -> list[Match]:
+def word_span(a: int, b: int, string: str, starts: list[int]) -> tuple[int, int] | None:
+    """The word positions (first, last) of characters a to b of a joined string."""
+    while a < b and string[a] == " ":
+        a += 1
+    if b <= a:
+        return None
+    first = bisect_right(starts, a) - 1
+    last = bisect_right(starts, b - 1) - 1
+    if string[b - 1] == " ":
+        last = bisect_right(starts, b - 2) - 1
+    return max(first, 0), max(last, first, 0)
+
+
+def find(words: Words, rules: TriageRules) -> tuple[list[Match], list[tuple[int, int]]]:
+    """Every rule's matches, figures of speech taking their words from safety rules; and
+    the word spans a safety rule found and its own `unless` set aside ("the screen's
+    cracked" is not crack cocaine): words explained, as a figure of speech's are."""
     found: list[Match] = []
+    set_aside: list[tuple[int, int]] = []
     present = _present(words)
     for signal in rules.signals:
-        hits, _ = _hits(signal, words, present)
+        hits, blocked = _hits(signal, words, present)
         found.extend(Match(signal, a, b, signal.level) for a, b in hits)
+        if signal.level in SAFETY_LEVELS:
+            set_aside.extend(blocked)
     idioms = [m for m in found if m.level == IDIOM]
     if idioms:
         found = [m for m in found if m.level in (IDIOM, ENQUIRY) or not any(
             i.start <= m.end and m.start <= i.end for i in idioms)]
     found.sort(key=lambda m: (m.start, -m.end))
-    return found
-
-
-def dismissed(words: Words, rules: TriageRules) -> list[tuple[int, int]]:
-    """Word spans a safety rule found and its own `unless` then set aside ("the screen's
-    cracked" is not crack cocaine): explained words, as a figure of speech's are."""
-    present = _present(words)
-    found: list[tuple[int, int]] = []
-    for signal in rules.signals:
-        if signal.unless is not None and signal.level in SAFETY_LEVELS:
-            found.extend(_hits(signal, words, present)[1])
-    return found
+    return found, set_aside
 
 
 def _present(words: Words) -> set[str]:
+    """What a text holds, in the terms of `PhraseSet`: its stems, its words as written,
+    the beginnings of those (for `word*`), and "#" if it holds a number."""
     present = {f"s:{s}" for s in words.stems} | {f"p:{p}" for p in words.plains}
+    present.update(f"x:{p[:n]}" for p in words.plains for n in range(3, len(p) + 1))
     if any(p.isdigit() for p in words.plains):
         present.add("#")
     return present
@@ -82,9 +86,12 @@ def _hits(
     """The word spans where the signal's phrases match: those kept, and those its
     `unless` phrases cancel."""
     hits: list[tuple[int, int]] = []
-    if signal.phrases is not None and (not signal.words.isdisjoint(present) or (
-            signal.prefixes and any(p.startswith(signal.prefixes) for p in words.plains))):
-        hits.extend(spans(signal.phrases, words.joined, words.joined_starts))
+    if signal.phrases is not None:
+        joined, starts = words.joined, words.joined_starts
+        for a, b in signal.phrases.starts(joined, present):
+            span = word_span(a, b, joined, starts)
+            if span is not None:
+                hits.append(span)
     if signal.regex is not None:
         hits.extend(spans(signal.regex, words.plain, words.plain_starts))
     hits = list(dict.fromkeys(hits))

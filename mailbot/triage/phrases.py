@@ -24,10 +24,36 @@ class TriageRulesError(ValueError):
 
 @dataclass(frozen=True)
 class Piece:
-    """A compiled part of a phrase: its regex, and whether it may match nothing."""
+    """A compiled part of a phrase: its regex, whether it may match nothing, and its gate:
+    words ("s:stem", "p:plain", "x:prefix", "#") of which a text must hold one for the
+    piece to match, and how common the commonest of them is in English."""
 
     regex: str
     optional: bool = False
+    gate: frozenset[str] = frozenset()
+    commonness: int = 0
+
+
+@dataclass(frozen=True)
+class PhraseSet:
+    """A rule's phrases, compiled one by one. A phrase can match only a text holding a
+    word of its gate, so a text is searched only for the phrases its own words call up."""
+
+    patterns: tuple[re.Pattern[str], ...]  # in the rules' order
+    called_by: Mapping[str, tuple[int, ...]]  # word -> the phrases it calls up
+
+    def starts(self, joined: str, present: set[str]) -> list[tuple[int, int]]:
+        """Character spans of the matches in a `reading.Words.joined` string, one per
+        word where a phrase matches: the first phrase (in the rules' order) that does,
+        as one alternation of them all would find."""
+        called: set[int] = set()
+        for word in self.called_by.keys() & present:
+            called.update(self.called_by[word])
+        found: dict[int, int] = {}
+        for number in sorted(called):
+            for m in self.patterns[number].finditer(joined):
+                found.setdefault(m.start(1), m.end(1))
+        return sorted(found.items())
 
 
 class PhraseCompiler:
@@ -45,22 +71,23 @@ class PhraseCompiler:
         self.collecting = False
         self.literal_stems: set[str] = set()
         self.literal_prefixes: set[str] = set()
-        # Every word a pattern can match ("s:stem", "p:plain", "x:prefix", "#"): a text
-        # holding none of a rule's words cannot match it, and is not searched for it.
-        self.vocabulary: set[str] = set()
-        self.group_vocabulary: dict[str, frozenset[str]] = {}
-        self.needed: list[set[str]] = []  # per phrase: words of which a text needs one
+        # English words by how common they are (wordfreq's list, commonest first): a
+        # phrase's gate is the slot of its rarest words, so that most texts skip it.
+        self._ranks = _english_ranks()
+
+    def _gated(self, regex: str, entry: str, written: str) -> Piece:
+        size = len(self._ranks)
+        common = size if entry == "#" else size - self._ranks.get(written, size)
+        return Piece(regex, gate=frozenset((entry,)), commonness=common)
 
     def item(self, item: str, where: str, allow_groups: bool = True) -> Piece:
         if item == "#":
-            self.vocabulary.add("#")
-            return Piece(r"[0-9]+/[0-9]+ ")
+            return self._gated(r"[0-9]+/[0-9]+ ", "#", "")
         if allow_groups and item.startswith("{") and item.endswith("}"):
             name = item[1:-1]
             if name not in self.groups:
                 known = ", ".join(sorted(self.groups)) or "none"
                 raise TriageRulesError(f"{where}: unknown word group {{{name}}} (known: {known})")
-            self.vocabulary |= self.group_vocabulary[name]
             return self.groups[name]
         exact = item.startswith("=")
         prefix = item.endswith("*")
@@ -76,21 +103,19 @@ class PhraseCompiler:
             raise TriageRulesError(f"{where}: {item!r} cannot be both =exact and prefix*")
         if exact:
             self._note(flat)
-            self.vocabulary.add(f"p:{flat}")
-            return Piece(rf"[^ /]+/{re.escape(flat)} ")
+            return self._gated(rf"[^ /]+/{re.escape(flat)} ", f"p:{flat}", flat)
         if prefix:
             if len(flat) < 3:
                 raise TriageRulesError(f"{where}: {item!r}: a prefix needs 3 letters or more")
             if self.collecting and allow_groups and len(flat) >= 4:
                 self.literal_prefixes.add(flat)
-            self.vocabulary.add(f"x:{flat}")
-            return Piece(rf"[^ /]+/{re.escape(flat)}[^ ]* ")
+            return self._gated(rf"[^ /]+/{re.escape(flat)}[^ ]* ", f"x:{flat}", flat)
         words = respell(word, self.spelling)
-        self.vocabulary.add(f"s:{words[0][0]}")
         if allow_groups:
             for _, written in words:
                 self._note(written)
-        return Piece("".join(rf"{re.escape(s)}/[^ ]+ " for s, _ in words))
+        return self._gated("".join(rf"{re.escape(s)}/[^ ]+ " for s, _ in words),
+                           f"s:{words[0][0]}", words[0][1])
 
     def _note(self, word: str) -> None:
         if self.collecting:
@@ -98,7 +123,24 @@ class PhraseCompiler:
 
     @staticmethod
     def sequence(pieces: list[Piece]) -> Piece:
-        return Piece("".join(p.regex for p in pieces), all(p.optional for p in pieces))
+        """Pieces in order: a text must hold a word of each required one, so the gate of
+        the rarest stands for them all."""
+        required = [p for p in pieces if not p.optional and p.gate]
+        rarest = min(required, key=lambda p: p.commonness, default=Piece(""))
+        return Piece("".join(p.regex for p in pieces), all(p.optional for p in pieces),
+                     rarest.gate, rarest.commonness)
+
+    @staticmethod
+    def either(alternatives: list[Piece], optional: bool = False) -> Piece:
+        """One of several pieces: a text must hold a word of one of their gates."""
+        regex = alternatives[0].regex if len(alternatives) == 1 else (
+            "(?:" + "|".join(a.regex for a in alternatives) + ")")
+        if optional:
+            return Piece(f"(?:{regex})?", True)
+        gate = frozenset().union(*(a.gate for a in alternatives))
+        if not all(a.gate for a in alternatives):
+            gate = frozenset()  # an alternative no word calls up: no gate at all
+        return Piece(regex, False, gate, max(a.commonness for a in alternatives))
 
     def slot(self, slot: str, where: str, allow_groups: bool = True) -> Piece:
         """One position of a phrase: `a|b`, `(a b|c)` or `[a b|c]` (optional)."""
@@ -112,14 +154,10 @@ class PhraseCompiler:
         alternatives = inner.split("|")
         if any(not a.strip() for a in alternatives):
             raise TriageRulesError(f"{where}: empty alternative in {slot!r}")
-        alts = [
+        return self.either([
             self.sequence([self.item(w, where, allow_groups) for w in a.split()])
             for a in alternatives
-        ]
-        regex = alts[0].regex if len(alts) == 1 else "(?:" + "|".join(a.regex for a in alts) + ")"
-        if optional:
-            return Piece(f"(?:{regex})?", True)
-        return Piece(regex)
+        ], optional)
 
     def phrase(self, phrase: str, where: str) -> Piece:
         slots = self._SLOTS.findall(phrase)
@@ -130,38 +168,25 @@ class PhraseCompiler:
         # Only a one-word phrase says its word alone is a sign ("funeral", "suicid*"); the
         # words of longer phrases ("better off dead") are everyday words on their own.
         collecting, self.collecting = self.collecting, self.collecting and len(slots) == 1
-        outer, needed = self.vocabulary, None
-        pieces = []
         try:
-            for s in slots:
-                self.vocabulary = set()
-                piece = Piece(self.gap, True) if s == ".." else self.slot(s, where)
-                pieces.append(piece)
-                # A text must hold a word of every required slot: keep the first one that
-                # names its words (not a {group} of pronouns that every text holds).
-                if not piece.optional and "{" not in s and needed is None:
-                    needed = self.vocabulary
-                outer |= self.vocabulary
+            compiled = self.sequence([Piece(self.gap, True) if s == ".." else
+                                      self.slot(s, where) for s in slots])
         finally:
             self.collecting = collecting
-            self.needed.append(needed if needed is not None else set(outer))
-            self.vocabulary = outer
-        compiled = self.sequence(pieces)
         if compiled.optional:
             raise TriageRulesError(f"{where}: a phrase needs at least one required word")
         return compiled
 
     def add_group(self, name: str, entries: list[str], where: str) -> None:
-        alts = []
+        alternatives = []
         for i, entry in enumerate(entries, 1):
             parts = entry.split()
             if not parts:
                 raise TriageRulesError(f"{where} entry {i}: empty")
             at = f"{where} entry {i} ({entry!r})"
-            alts.append(self.sequence([self.slot(p, at, False) for p in parts]))
-        self.groups[name] = Piece("(?:" + "|".join(a.regex for a in alts) + ")")
-        self.group_vocabulary[name] = frozenset(self.vocabulary)
-        self.vocabulary = set()
+            alternatives.append(self.sequence([self.slot(p, at, False) for p in parts]))
+        group = self.either(alternatives)
+        self.groups[name] = Piece(f"(?:{group.regex})", False, group.gate, group.commonness)
 
     def single_stems(self, words: Iterable[str], where: str) -> frozenset[str]:
         stems = set()
@@ -171,13 +196,37 @@ class PhraseCompiler:
             stems.update(s for s, _ in respell(word.lower(), self.spelling))
         return frozenset(stems)
 
+    def phrase_set(self, phrases: list[str], where: str) -> PhraseSet | None:
+        """The phrases compiled one by one, each called up by the words of its gate; a
+        phrase without one (every slot a gap or optional) would be an error already."""
+        compiled: dict[str, frozenset[str]] = {}
+        for p in phrases:
+            piece = self.phrase(p, f"{where} {p!r}")
+            compiled.setdefault(piece.regex, piece.gate)
+        if not compiled:
+            return None
+        called_by: dict[str, list[int]] = {}
+        always = object()
+        for number, gate in enumerate(compiled.values()):
+            for word in gate or (always,):
+                called_by.setdefault(word, []).append(number)
+        if always in called_by:
+            raise TriageRulesError(f"{where}: a phrase no word of a text calls up")
+        return PhraseSet(
+            tuple(re.compile(f"(?<= )(?=({regex}))") for regex in compiled),
+            {word: tuple(numbers) for word, numbers in called_by.items()})
+
     def pattern(self, phrases: list[str], where: str) -> re.Pattern[str] | None:
         """All the phrases as one pattern that finds every match, overlapping ones too,
         at the start of a word (group 1 is the match); None when there are none."""
-        self.vocabulary = set()
-        self.needed = []
         if not phrases:
             return None
         regexes = dict.fromkeys(self.phrase(p, f"{where} {p!r}").regex for p in phrases)
-        self.vocabulary = set().union(*self.needed)
         return re.compile("(?<= )(?=(" + "|".join(f"(?:{r})" for r in regexes) + "))")
+
+
+def _english_ranks(size: int = 50_000) -> dict[str, int]:
+    """English words by how common they are (0 the commonest), from wordfreq's lists."""
+    from wordfreq import top_n_list
+
+    return {word: rank for rank, word in enumerate(top_n_list("en", size))}

@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mailbot.triage.phrases import PhraseSet
+
 
 @dataclass(frozen=True)
 class Signal:
@@ -16,9 +18,7 @@ class Signal:
     category: str  # "" for a general safety worry or a marker
     level: str
     tags: frozenset[str]
-    phrases: re.Pattern[str] | None  # every phrase, on the stem/plain word string
-    words: frozenset[str]  # what the phrases can match ("s:stem", "p:plain", "#")
-    prefixes: tuple[str, ...]  # word* prefixes the phrases can match
+    phrases: PhraseSet | None  # on the stem/plain word string
     regex: re.Pattern[str] | None  # compiled regex entries, on the plain string
     unless: re.Pattern[str] | None
     negatable: bool

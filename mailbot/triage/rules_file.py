@@ -276,18 +276,15 @@ def _compile_signal(
     # The words a safety rule writes alone are suspicious wherever no rule explains them.
     compiler.collecting = entry.level in SAFETY_LEVELS
     try:
-        phrases = compiler.pattern(entry.phrases, f"{where} phrase")
+        phrases = compiler.phrase_set(entry.phrases, f"{where} phrase")
     finally:
         compiler.collecting = False
-    vocabulary = compiler.vocabulary
     return Signal(
         name=entry.name,
         category=category,
         level=entry.level,
         tags=frozenset(entry.tags),
         phrases=phrases,
-        words=frozenset(w for w in vocabulary if not w.startswith("x:")),
-        prefixes=tuple(sorted(w[2:] for w in vocabulary if w.startswith("x:"))),
         regex=regex,
         unless=compiler.pattern(entry.unless, f"{where} unless"),
         negatable=entry.negatable if entry.negatable is not None
