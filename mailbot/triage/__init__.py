@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.parsers.contact import ParsedContact, Source
-from mailbot.triage.accounting import account
+from mailbot.triage.accounting import _a_name, _everyday, account
 from mailbot.triage.categories import (
     CATEGORIES,
     ENQUIRY,
@@ -42,8 +42,10 @@ from mailbot.triage.categories import (
 from mailbot.triage.language import (
     Identified,
     assess_foreign,
+    foreign_vocabularies,
     identify,
     load_languages,
+    mixed_language,
     read_folded,
 )
 from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
@@ -179,6 +181,17 @@ def triage(
         identified = Identified("en", "English", accounted.english_share, True)
     else:
         identified = identify(text, accounted.english_share)
+    mixed = None
+    if identified.code == "en" and accounted.english_share < 1.0:
+        # Several words of another language's own vocabulary ("vreau", "multumesc")
+        # in English sentences: not confidently English, whatever the detector says.
+        mixed = mixed_language(words, lambda w: _everyday(w, rules.accounting),
+                               lambda p, first: _a_name(words, p, first))
+    if mixed is not None:
+        code, own_words = mixed
+        identified = Identified(code, load_languages()[code].name, 0.0, False)
+        reasons.append(f"language:{code} mixed with English ({identified.name} words: "
+                       + ", ".join(own_words) + ")")
     foreign_categories: list[str] = []
     # In an English text only matches holding a non-English word count; the English
     # rules judge the rest.
@@ -281,6 +294,7 @@ def load_rules(path: Path | str | None = None) -> TriageRules:
     too, so that a broken rules file of either kind stops mailbot at start."""
     rules = _load_rules(path)
     load_languages()
+    foreign_vocabularies()
     return rules
 
 

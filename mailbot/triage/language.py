@@ -35,6 +35,16 @@ OTHER_CONFIDENCE = 0.5
 # Below this share of English words a text is mixed, not English, whatever the detector says.
 MIXED_BELOW = 0.7
 _MIN_LETTERS = 12  # too short to tell: "ok", "thanks x", "A1234BC"
+# A text with this many words of another language's own vocabulary is mixed, not English,
+# however English the detector finds the rest ("Hello, vreau sa book a visit ...
+# Multumesc"): a word of it that could be English (one in the English vocabularies, or a
+# slip of the keyboard away from one) counts half, so that text-speak, typos and dialect
+# ("stil", "foto", "mam") do not add up to it.
+MIXED_WORDS = 2.0
+# The languages with rules whose word lists (wordfreq's) mark their words in English text:
+# a word among a language's common ones (zipf 3 or more), far commoner there than in
+# English (by 1.5 zipf) and rare in English (below zipf 3.5).
+_WORD_LISTS = ("pl", "ro", "lt", "pt", "es")
 
 # Languages the detector chooses among, beyond those with rules: common in UK prisons'
 # mail or close to one that has rules (so that it is not mistaken for it).
@@ -156,6 +166,54 @@ def identify(text: str, english_share: float = 1.0) -> Identified:
     if top.value < OTHER_CONFIDENCE and second and values[1].language.name == "ENGLISH":
         return Identified(ENGLISH, "English", values[1].value, False)
     return Identified(code, name, top.value, False)
+
+
+@cache
+def foreign_vocabularies() -> dict[str, frozenset[str]]:
+    """Each word-listed language's own common words, folded, that are not English ones."""
+    from wordfreq import get_frequency_dict
+
+    english = get_frequency_dict("en")
+    vocabularies = {}
+    for code in _WORD_LISTS:
+        own = set()
+        for word, frequency in get_frequency_dict(code).items():
+            if frequency < 1e-6:  # zipf 3
+                continue
+            folded = fold(word)
+            if len(folded) < 3 or not folded.isalpha():
+                continue
+            in_english = max(english.get(word, 0.0), english.get(folded, 0.0))
+            if in_english < 10 ** -5.5 and frequency >= 10 ** 1.5 * in_english:
+                own.add(folded)
+        vocabularies[code] = frozenset(own)
+    return vocabularies
+
+
+def mixed_language(
+    words: Words, english_like: Callable[[str], bool], a_name: Callable[[int, int], bool]
+) -> tuple[str, tuple[str, ...]] | None:
+    """The language whose own words are mixed into a text (`MIXED_WORDS` or more), and
+    those words; None when there is none. Names inside a sentence (`a_name`) are not
+    words of a language; a word that could be English (`english_like`) counts half."""
+    found: dict[str, set[str]] = {}
+    vocabularies = foreign_vocabularies()
+    for first, last in words.sentences():
+        for p in range(first, last + 1):
+            word = fold(words.text[words.spans[p][0]:words.spans[p][1]])
+            if len(word) < 3 or (p != first and a_name(p, first)):
+                continue
+            for code, own in vocabularies.items():
+                if word in own:
+                    found.setdefault(code, set()).add(word)
+    best, score = None, 0.0
+    for code, own_words in found.items():
+        weight = sum(0.5 if english_like(w) else 1.0 for w in own_words)
+        if weight > score:
+            best, score = code, weight
+    if best is None or score < MIXED_WORDS:
+        return None
+    return best, tuple(sorted(found[best]))
 
 
 @dataclass(frozen=True)
