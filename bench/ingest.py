@@ -2,9 +2,16 @@
 at which imap-tools alone fetches the same messages from the same Dovecot.
 
     .venv/bin/python bench/ingest.py [--forms 2000] [--database sqlite|postgresql] [--runs 3]
+    .venv/bin/python bench/ingest.py --instructions [--forms 300]
 
 Prints forms per second for both, their ratio, and the peak memory of the `run --once`
 process. Figures, not assertions: compare runs on the same machine.
+
+A shared machine's speed drifts by a third from one hour to the next; `--instructions`
+counts what `run --once` executes instead (valgrind's callgrind, the same count whatever
+else the machine does), on an empty inbox and on --forms forms, and prints the fixed cost
+of a start, the cost of a form, and what 2,000 forms would cost: figures to compare
+builds by across sessions and machines. It takes about five minutes for 300 forms.
 """
 
 from __future__ import annotations
@@ -12,7 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,9 +71,13 @@ def main() -> int:
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--runs", type=int, default=1,
                         help="repeat on a fresh inbox and database; prints the median")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions with callgrind instead of timing")
     args = parser.parse_args()
     rng = random.Random(42)
     messages = [generated_form(i, rng) for i in range(args.forms)]
+    if args.instructions:
+        return count_instructions(messages, args.database)
     print(f"forms: {args.forms} ({sum(len(m) for m in messages) / 1e6:.1f} MB), "
           f"database: {args.database}, CPUs: {os.cpu_count()}")
     runs = []
@@ -93,7 +106,27 @@ def main() -> int:
     return 0
 
 
-def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
+def count_instructions(messages: list[bytes], database: str) -> int:
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (Debian package valgrind)", file=sys.stderr)
+        return 1
+    counts = []
+    for batch in ([], messages):
+        counted = one_run(batch, database, ["valgrind", "--tool=callgrind",
+                                            "--callgrind-out-file=/dev/null"])
+        if counted is None:
+            return 1
+        counts.append(counted["instructions"])
+    per_form = (counts[1] - counts[0]) / len(messages)
+    print(f"run --once, empty inbox:     {counts[0] / 1e9:8.2f} G instructions (a start)")
+    print(f"run --once, {len(messages)} forms:      {counts[1] / 1e9:8.2f} G instructions")
+    print(f"per form:                    {per_form / 1e6:8.1f} M instructions")
+    print(f"2,000 forms (start + forms): {(counts[0] + 2000 * per_form) / 1e9:8.1f} G")
+    return 0
+
+
+def one_run(messages: list[bytes], database: str,
+            wrapper: list[str] | None = None) -> dict[str, Any] | None:
     root = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
     with ExitStack() as cleanup:
         server = Dovecot.start()
@@ -104,11 +137,11 @@ def one_run(messages: list[bytes], database: str) -> dict[str, Any] | None:
             url = f"sqlite:///{root / 'bench.sqlite3'}"
         else:
             url = cleanup.enter_context(throwaway_postgres_database("mailbot_bench"))
-        return _timed_run(messages, root, server, smtp, url)
+        return _timed_run(messages, root, server, smtp, url, wrapper or [])
 
 
 def _timed_run(messages: list[bytes], root: Path, server: Dovecot, smtp: SmtpSink,
-               url: str) -> dict[str, Any] | None:
+               url: str, wrapper: list[str]) -> dict[str, Any] | None:
     started = time.perf_counter()
     with server.mailbox() as box:
         for raw in messages:
@@ -127,7 +160,8 @@ def _timed_run(messages: list[bytes], root: Path, server: Dovecot, smtp: SmtpSin
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "mailbot", "--config", str(config_path), "run", "--once"],
+        [*wrapper, sys.executable, "-m", "mailbot", "--config", str(config_path), "run",
+         "--once"],
         capture_output=True,
         text=True,
     )
@@ -136,15 +170,17 @@ def _timed_run(messages: list[bytes], root: Path, server: Dovecot, smtp: SmtpSin
     if result.returncode:
         print(result.stderr[-3000:], file=sys.stderr)
         return None
+    counted = re.search(r"Collected : (\d+)", result.stderr)
     return {
-        "append_rate": len(messages) / append_seconds,
+        "instructions": int(counted.group(1)) if counted else 0,
+        "append_rate": len(messages) / max(append_seconds, 1e-9),
         "fetch_rate": len(messages) / fetch_seconds,
         "fetch_seconds": fetch_seconds,
         "run_rate": len(messages) / run_seconds,
         "run_seconds": run_seconds,
         # CPU of mailbot and the workers it waited for: steadier than the wall clock.
         "cpu_ms": 1000 * (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-        / len(messages),
+        / max(len(messages), 1),
         # ru_maxrss of children is the largest of them: mailbot or one of its workers.
         "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "counts": server.folder_counts("INBOX", "Processed", "Quarantine"),
