@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.parsers.contact import ParsedContact, Source
-from mailbot.triage.accounting import _a_name, _everyday, account
+from mailbot.triage.accounting import account, everyday_word, looks_like_a_name
 from mailbot.triage.categories import (
     CATEGORIES,
     ENQUIRY,
@@ -185,8 +185,8 @@ def triage(
     if identified.code == "en" and accounted.english_share < 1.0:
         # Several words of another language's own vocabulary ("vreau", "multumesc")
         # in English sentences: not confidently English, whatever the detector says.
-        mixed = mixed_language(words, lambda w: _everyday(w, rules.accounting),
-                               lambda p, first: _a_name(words, p, first))
+        mixed = mixed_language(words, lambda w: everyday_word(w, rules.accounting),
+                               lambda p, first: looks_like_a_name(words, p, first))
     if mixed is not None:
         code, own_words = mixed
         identified = Identified(code, load_languages()[code].name, 0.0, False)

@@ -89,7 +89,7 @@ def account(
             or accounting.suspicious(words.stems[p], words.plains[p])
             or bool(_NUMBER.fullmatch(words.plains[p])) for p in positions)
         only_pleasantries = only_pleasantries and all(
-            words.stems[p] in accounting.pleasantry_words or _a_name(words, p, first)
+            words.stems[p] in accounting.pleasantry_words or looks_like_a_name(words, p, first)
             or words.plains[p] in known_names for p in positions)
         has_enquiry = any(p in enquiry_positions for p in positions)
         if words.sentence[first] in safety_sentences:
@@ -100,7 +100,7 @@ def account(
             and words.stems[p] not in accounting.routine_words
             and not _NUMBER.fullmatch(words.plains[p])
             and words.plains[p] not in known_names
-            and not _a_name(words, p, first)
+            and not looks_like_a_name(words, p, first)
         ]
         if not strange:
             continue
@@ -114,7 +114,7 @@ def account(
             words.stems[q] in negators for q in range(max(first, p - 2), p))]
         if any(_suspicious(words, p, accounting) for p in alarming) or (
             not has_enquiry
-            and any(not _everyday(words.plains[p], accounting) for p in alarming)
+            and any(not everyday_word(words.plains[p], accounting) for p in alarming)
         ):
             unknown_topic.append(quoted)
     return Account(tuple(unaccounted), tuple(unknown_topic), bool(enquiry_positions), count,
@@ -131,7 +131,7 @@ def _suspicious(words: Words, position: int, accounting: Accounting) -> bool:
         if word in accounting.neutral_words)
 
 
-def _everyday(plain: str, accounting: Accounting) -> bool:
+def everyday_word(plain: str, accounting: Accounting) -> bool:
     """An everyday English word, or one slip of the keyboard away from one ("daugter")."""
     if plain in accounting.neutral_words:
         return True
@@ -149,7 +149,7 @@ def _one_slip(word: str) -> set[str]:
     return set(deletes + swaps + replaces + inserts)
 
 
-def _a_name(words: Words, position: int, sentence_start: int) -> bool:
+def looks_like_a_name(words: Words, position: int, sentence_start: int) -> bool:
     """A capitalised word inside a sentence ("Thanks, Kerry", "from Lithuania"), or a
     sign-off of capitalised words alone ("Okafor", "Mrs J. Whitcombe")."""
     def written(p: int) -> str:
