@@ -127,8 +127,8 @@ def count_instructions(messages: list[bytes], database: str) -> int:
 
 def one_run(messages: list[bytes], database: str,
             wrapper: list[str] | None = None) -> dict[str, Any] | None:
-    root = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
     with ExitStack() as cleanup:
+        root = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="mailbot-bench-")))
         server = Dovecot.start()
         cleanup.callback(server.destroy)
         smtp = SmtpSink.start()
