@@ -30,6 +30,7 @@ from mailbot.triage.categories import (
     IMMEDIATE,
     MARKER,
     NOT_SAFER_CUSTODY,
+    OCCASIONS,
     RANK,
     RELATED_ENQUIRIES,
     ROUTINE,
@@ -50,7 +51,7 @@ from mailbot.triage.language import (
 )
 from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
 from mailbot.triage.phrases import TriageRulesError
-from mailbot.triage.reading import clean_text, read, stem
+from mailbot.triage.reading import Words, clean_text, read, stem
 from mailbot.triage.rules import TriageRules
 from mailbot.triage.rules_file import default_rules_path, label_key
 from mailbot.triage.rules_file import load_rules as _load_rules
@@ -128,7 +129,14 @@ def triage(
             levels.append(m.level)
             if m.signal.category:
                 safety_categories.append(m.signal.category)
-    for m in sorted(first.values(), key=lambda m: (_precedence(m.signal.category), m.start)):
+    named = {m.signal.category for m in first.values() if m.level == ENQUIRY}
+    move = first.get("release_transfer")
+    if move is not None and _ahead(words, move.start):
+        # A release or move still to come ("when he is released, will his property go with
+        # him?") is what is asked, not the occasion of a loss.
+        named -= set(OCCASIONS["release_transfer"])
+    for m in sorted(first.values(),
+                    key=lambda m: (_precedence(m.signal.category, named), m.start)):
         if m.level == ENQUIRY:
             enquiry_categories.append(m.signal.category)
 
@@ -298,11 +306,27 @@ def load_rules(path: Path | str | None = None) -> TriageRules:
     return rules
 
 
-def _precedence(category: str) -> int:
-    """A specific department's place in SPECIFIC_ENQUIRIES; the generic ones after, equal."""
+def _precedence(category: str, named: set[str]) -> int:
+    """A specific department's place in SPECIFIC_ENQUIRIES; the generic ones after, equal,
+    but for a generic department that is only the occasion of another (OCCASIONS)."""
     if category in SPECIFIC_ENQUIRIES:
         return SPECIFIC_ENQUIRIES.index(category)
+    if named & set(OCCASIONS.get(category, ())):
+        return len(SPECIFIC_ENQUIRIES) + 1
     return len(SPECIFIC_ENQUIRIES)
+
+
+# Words that put a release or a move ahead, not behind: "when he is released", "he will
+# be moved", "due for release".
+_AHEAD = frozenset({"when", "once", "will", "wil", "wll", "going", "gonna", "due", "before",
+                    "until", "till", "soon", "shall", "would", "if"})
+
+
+def _ahead(words: Words, position: int) -> bool:
+    """The sentence holding this position says what is to come."""
+    sentence = words.sentence[position]
+    return any(words.plains[p] in _AHEAD for p in range(len(words.plains))
+               if words.sentence[p] == sentence)
 
 
 def _no_word(word: str) -> bool:

@@ -53,6 +53,12 @@ SPECIFIC_ENQUIRIES: tuple[str, ...] = (
     "gym", "education_work",
 )
 
+# A generic department that is only the occasion of another when both are named: his
+# property lost on a transfer or left in reception at release is a property question,
+# the move only says when it went missing.
+OCCASIONS: dict[str, tuple[str, ...]] = {
+    "release_transfer": ("property",),
+}
 
 
 class Urgency(StrEnum):
