@@ -46,11 +46,12 @@ RELATED_ENQUIRIES: dict[str, tuple[str, ...]] = {
 }
 # A department named in a text is what it is about, before the generic topics it
 # mentions on the way ("housing before release" is resettlement, not release). Among
-# them, the first here wins: a complaint about anything is a complaint, and probation's
-# appointment after release is resettlement, not healthcare.
+# them, the first here wins: a complaint about anything is a complaint, probation's
+# appointment after release is resettlement, not healthcare, and a gym question names his
+# knee operation or injury only as the reason he needs medical clearance.
 SPECIFIC_ENQUIRIES: tuple[str, ...] = (
-    "complaint", "resettlement", "healthcare_admin", "sentence_planning", "chaplaincy",
-    "gym", "education_work",
+    "complaint", "resettlement", "gym", "healthcare_admin", "sentence_planning", "chaplaincy",
+    "education_work",
 )
 
 # A generic department that is only the occasion of another when both are named: his
