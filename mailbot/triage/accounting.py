@@ -29,8 +29,11 @@ from mailbot.triage.rules import Accounting
 
 _QUOTE_CHARS = 160
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam"})
-# Numbers, dates, times, money and prisoner numbers (A1234BC) account for themselves.
-_NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p|k|m|ft)?|[a-z][0-9]{4}[a-z]{2}")
+# Numbers, dates, times, money, prisoner numbers (A1234BC) and payment or booking
+# references of letters and two or more digits (8H2KD99, not a dose: 100mg) account for
+# themselves.
+_NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p|k|m|ft)?|[a-z][0-9]{4}[a-z]{2}"
+                     r"|(?=[a-z]*[0-9][a-z]*[0-9])(?=[0-9]*[a-z]+[0-9])[a-z0-9]{5,12}")
 
 
 @dataclass(frozen=True)
