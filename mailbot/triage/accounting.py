@@ -31,8 +31,10 @@ _QUOTE_CHARS = 160
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam"})
 # Numbers, dates, times, money, prisoner numbers (A1234BC) and payment or booking
 # references of letters and two or more digits (8H2KD99, not a dose: 100mg) account for
-# themselves.
-_NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p|k|m|ft)?|[a-z][0-9]{4}[a-z]{2}"
+# themselves; so does a weight (a new baby's "7lb 2oz"), never a dose ("mg" is left to
+# the medicine rules).
+_NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p|k|m|ft|lb|lbs|oz|kg|kgs)?"
+                     r"|[a-z][0-9]{4}[a-z]{2}"
                      r"|(?=[a-z]*[0-9][a-z]*[0-9])(?=[0-9]*[a-z]+[0-9])[a-z0-9]{5,12}")
 
 
