@@ -322,11 +322,20 @@ _AHEAD = frozenset({"when", "once", "will", "wil", "wll", "going", "gonna", "due
                     "until", "till", "soon", "shall", "would", "if"})
 
 
+# "when he got shipped out", "once he was moved": a "when" that tells of the past.
+_PAST = frozenset({"got", "was", "were", "went", "came", "had", "did", "left", "moved",
+                   "transferred", "shipped", "released", "ghosted"})
+
+
 def _ahead(words: Words, position: int) -> bool:
     """The sentence holding this position says what is to come."""
     sentence = words.sentence[position]
-    return any(words.plains[p] in _AHEAD for p in range(len(words.plains))
-               if words.sentence[p] == sentence)
+    plains = words.plains
+    return any(plains[p] in _AHEAD and not (
+        plains[p] in ("when", "once") and any(
+            q < len(plains) and words.sentence[q] == sentence and plains[q] in _PAST
+            for q in (p + 1, p + 2)))
+        for p in range(len(plains)) if words.sentence[p] == sentence)
 
 
 def _no_word(word: str) -> bool:
