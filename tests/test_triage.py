@@ -217,12 +217,26 @@ def test_an_unknown_topic_is_ignored_and_said_so() -> None:
     assert "topic hint: Chaplaincy (not in the rules, ignored)" in result.reasons
 
 
-def test_worried_about_their_safety_makes_any_text_urgent() -> None:
-    result = tri("what time are visits", topic="Visits",
-                 urgency_choice="I am worried about their safety")
+def test_worried_about_their_safety_is_outweighed_only_by_a_plain_enquiry() -> None:
+    """The family ticked the box; the words say what it is about. A plain question is
+    drafted for a person to read, never answered automatically."""
+    question = tri("what time are visits", topic="Visits",
+                   urgency_choice="I am worried about their safety")
+    assert (question.is_safer_custody, question.routine) == (False, False)
+    assert question.categories == ("visits",)
+    assert "urgency choice: I am worried about their safety (urgent)" in question.reasons
+    assert ("form choice outweighed: the text is a routine enquiry and holds nothing of "
+            "concern") in question.reasons
+
+
+@pytest.mark.parametrize("text", [
+    "can someone check on him please",
+    "what time are visits, he has not been himself",
+    "something is not right with him, can I book a visit",
+])
+def test_worried_about_their_safety_makes_a_text_with_any_doubt_urgent(text: str) -> None:
+    result = tri(text, urgency_choice="I am worried about their safety")
     assert (result.is_safer_custody, result.urgency) == (True, "urgent")
-    assert result.categories == ("visits",)
-    assert "urgency choice: I am worried about their safety (urgent)" in result.reasons
 
 
 @pytest.mark.parametrize("choice", ["It is not urgent", "I have a general question", ""])

@@ -92,12 +92,16 @@ def test_a_language_without_rules_cannot_be_assessed() -> None:
     assert any("could not be assessed: French" in r for r in result.reasons)
 
 
-def test_a_routine_topic_is_outweighed_by_a_routine_text_but_worry_only_by_a_slip() -> None:
+def test_form_choices_are_outweighed_by_a_routine_text_but_never_auto_replied() -> None:
     topic = tri("What time are visits on a Sunday?", topic="Mental health")
     assert not topic.is_safer_custody and not topic.routine
     worried = tri("What time are visits on a Sunday?",
                   urgency_choice="I am worried about their safety")
-    assert worried.is_safer_custody
+    assert not worried.is_safer_custody and not worried.routine
+    aside = tri("What time are visits on a Sunday? He says it is proper peak on the wing.",
+                urgency_choice="I am worried about their safety")
+    assert aside.is_safer_custody and aside.unaccounted == (
+        "He says it is proper peak on the wing",)
     slip = tri("I pressed the wrong thing, he's fine. What time are visits on a Sunday?",
                urgency_choice="I am worried about their safety")
     assert not slip.is_safer_custody and not slip.routine

@@ -2,8 +2,9 @@
 (immediate, urgent, routine, or not safer custody), what it is about, and whether the
 whole text is a routine enquiry that may be answered automatically; and it says why.
 
-The text decides, not the form: the family's chosen topic and urgency are hints that can
-only add to what the words say. A contact is `not_safer_custody` only when nothing in its
+The text decides, not the form: the family's chosen topic and urgency are hints that add
+to what the words say, outweighed only by a text that is plainly a routine enquiry (and
+then the reply is still a draft). A contact is `not_safer_custody` only when nothing in its
 subject or text, topic or urgency choice is a safety signal and the text holds an enquiry;
 recall beats precision. An automatic reply needs more: positive evidence that every
 sentence is routine (`accounting`), in English (`language`).
@@ -168,21 +169,29 @@ def triage(
     reassured = next((m for m in live if m.level == MARKER
                       and "reassurance" in m.signal.tags), None) or next(
         (m for m in matches if m.negated_by is not None), None)
-    hint_levels: list[str] = []
-    topic_category = _form_hints(topic, urgency_choice, rules, hint_levels, reasons)
-    # A topic chosen (a routine hint) is outweighed by a text accounted for as routine;
-    # "I am worried about their safety" only by the text saying it was a slip.
+    topic_category, topic_level, choice_level = _form_hints(topic, urgency_choice, rules,
+                                                            reasons)
+    # A routine topic chosen is outweighed by a text accounted for as routine, unless it
+    # gives the enquiry its context ("Debt" and a request to send money). "I am worried
+    # about their safety" is outweighed by a text that names an enquiry, holds nothing of
+    # concern, and says nothing unexplained beside the enquiry: the family ticked the box,
+    # the words say what it is about. Either way a person reads the reply before it goes.
     related = set(RELATED_ENQUIRIES.get(topic_category, ())) & set(enquiry_categories)
-    form_outweighed = bool(hint_levels) and not levels and (reassured is not None or (
-        accounted.complete and not related
-        and max(hint_levels, key=RANK.__getitem__) == ROUTINE))
+    topic_outweighed = not topic_level or (
+        accounted.complete and not related and topic_level == ROUTINE)
+    choice_outweighed = not choice_level or (accounted.enquiry_found
+                                             and not accounted.off_topic)
+    hinted = bool(topic_level or choice_level)
+    form_outweighed = hinted and not levels and (
+        reassured is not None or (topic_outweighed and choice_outweighed))
     if form_outweighed and reassured is not None:
         reasons.append(f"form choice outweighed: the text says "
                        f"{excerpt(words, reassured.start, reassured.end)}")
     elif form_outweighed:
-        reasons.append("form choice outweighed: every sentence is a routine enquiry")
+        reasons.append("form choice outweighed: the text is a routine enquiry and holds "
+                       "nothing of concern")
     else:
-        levels.extend(hint_levels)
+        levels.extend(level for level in (topic_level, choice_level) if level)
 
     if accounted.english_share >= ENGLISH_BY_WORDS:
         # Its words are English words: no need to ask the (slow to load) detector.
@@ -273,11 +282,11 @@ def triage(
 
 
 def _form_hints(
-    topic: str, urgency_choice: str, rules: TriageRules, levels: list[str], reasons: list[str]
-) -> str:
+    topic: str, urgency_choice: str, rules: TriageRules, reasons: list[str]
+) -> tuple[str, str, str]:
     """What the family chose on the form: hints that can only add a level and a category.
-    Returns the topic's category ("" when there is none)."""
-    category = ""
+    Returns the topic's category and level and the urgency choice's level ("" for none)."""
+    category = topic_level = choice_level = ""
     if topic.strip():
         hint = rules.topics.get(label_key(topic))
         if hint is None:
@@ -285,16 +294,16 @@ def _form_hints(
         else:
             category, level = hint
             if level in SAFETY_LEVELS:
-                levels.append(level)
+                topic_level = level
                 reasons.append(f"topic hint: {topic.strip()} ({level})")
             else:
                 reasons.append(f"topic hint: {topic.strip()}")
     if urgency_choice.strip():
         level = rules.urgency_choices.get(label_key(urgency_choice))
         if level is not None:
-            levels.append(level)
+            choice_level = level
             reasons.append(f"urgency choice: {urgency_choice.strip()} ({level})")
-    return category
+    return category, topic_level, choice_level
 
 
 def load_rules(path: Path | str | None = None) -> TriageRules:

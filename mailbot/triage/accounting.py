@@ -45,6 +45,7 @@ class Account:
 
     unaccounted: tuple[str, ...]
     unknown_topic: tuple[str, ...]
+    off_topic: tuple[str, ...]  # unaccounted sentences that ask about no enquiry either
     enquiry_found: bool
     word_count: int
     only_pleasantries: bool  # every sentence a greeting, thanks or sign-off
@@ -82,6 +83,7 @@ def account(
     known_names = {n.lower() for name in names for n in name.replace("-", " ").split()}
     unaccounted: list[str] = []
     unknown_topic: list[str] = []
+    off_topic: list[str] = []
     count = 0
     english = 0
     only_pleasantries = True
@@ -111,6 +113,8 @@ def account(
             continue
         quoted = _quote(words, first, last)
         unaccounted.append(quoted)
+        if not has_enquiry:
+            off_topic.append(quoted)
         # A word a safety rule uses (or of feeling, ending, harm) that no rule explained,
         # or, in a sentence about no enquiry, a word that is not everyday English (slang,
         # a misspelling): possibly a concern in words mailbot does not know.
@@ -122,7 +126,8 @@ def account(
             and any(not everyday_word(words.plains[p], accounting) for p in alarming)
         ):
             unknown_topic.append(quoted)
-    return Account(tuple(unaccounted), tuple(unknown_topic), bool(enquiry_positions), count,
+    return Account(tuple(unaccounted), tuple(unknown_topic), tuple(off_topic),
+                   bool(enquiry_positions), count,
                    only_pleasantries, english / count if count else 1.0)
 
 
