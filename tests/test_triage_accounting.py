@@ -118,3 +118,8 @@ def test_an_extending_file_adds_routine_words(tmp_path: Path) -> None:
     assert len(rules.accounting.routine_words) > len(RULES.accounting.routine_words)
     assert triage("is there a minibus from the station to visits", rules=rules).routine
     assert not tri("is there a minibus from the station to visits").routine
+
+
+def test_a_prisoner_number_typed_with_a_space_is_accounted_for() -> None:
+    result = tri("Can I send him a new radio? Keith Bragg, S4436 YY. Ta duck.")
+    assert not result.is_safer_custody and result.routine and result.unaccounted == ()

@@ -33,6 +33,7 @@ _TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam"})
 # references of letters and two or more digits (8H2KD99, not a dose: 100mg) account for
 # themselves; so does a weight (a new baby's "7lb 2oz"), never a dose ("mg" is left to
 # the medicine rules).
+_PRISONER_NUMBER_HEAD = re.compile(r"[a-z][0-9]{4}")
 _NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p|k|m|ft|lb|lbs|oz|kg|kgs)?"
                      r"|[a-z][0-9]{4}[a-z]{2}"
                      r"|(?=[a-z]*[0-9][a-z]*[0-9])(?=[0-9]*[a-z]+[0-9])[a-z0-9]{5,12}")
@@ -94,7 +95,7 @@ def account(
             words.plains[p] in accounting.neutral_words
             or words.stems[p] in accounting.routine_words
             or accounting.suspicious(words.stems[p], words.plains[p])
-            or bool(_NUMBER.fullmatch(words.plains[p])) for p in positions)
+            or _a_number(words, p) for p in positions)
         only_pleasantries = only_pleasantries and all(
             words.stems[p] in accounting.pleasantry_words or looks_like_a_name(words, p, first)
             or words.plains[p] in known_names for p in positions)
@@ -105,7 +106,7 @@ def account(
             p for p in positions
             if p not in enquiry_positions
             and words.stems[p] not in accounting.routine_words
-            and not _NUMBER.fullmatch(words.plains[p])
+            and not _a_number(words, p)
             and words.plains[p] not in known_names
             and not looks_like_a_name(words, p, first)
         ]
@@ -129,6 +130,16 @@ def account(
     return Account(tuple(unaccounted), tuple(unknown_topic), tuple(off_topic),
                    bool(enquiry_positions), count,
                    only_pleasantries, english / count if count else 1.0)
+
+
+def _a_number(words: Words, position: int) -> bool:
+    """A number, a reference or a prisoner number, also one typed with a space before its
+    two closing letters ("S4436 YY")."""
+    plain = words.plains[position]
+    if _NUMBER.fullmatch(plain):
+        return True
+    return (len(plain) == 2 and plain.isalpha() and position > 0
+            and bool(_PRISONER_NUMBER_HEAD.fullmatch(words.plains[position - 1])))
 
 
 def _suspicious(words: Words, position: int, accounting: Accounting) -> bool:
