@@ -665,3 +665,13 @@ def test_adding_a_safety_signal_never_lowers_urgency(
     after = tri(f"{text}\n\n{sentence}", topic=topic)
     assert after.is_safer_custody
     assert RANK[after.urgency] >= max(RANK[before.urgency], RANK[alone.urgency])
+
+
+def test_a_passage_in_no_english_words_beside_english_is_not_assessed() -> None:
+    """Found by Hypothesis: text mailbot could not read was urgent alone, and an English
+    sentence put after it made the whole routine. The passage still cannot be read."""
+    alone = tri("AAAAAAAAAAAC")
+    with_english = tri("AAAAAAAAAAAC\n\nHis dad died last week.")
+    assert alone.urgency == with_english.urgency == "urgent"
+    assert not with_english.assessed
+    assert any("could not be assessed: a passage in" in r for r in with_english.reasons)

@@ -240,6 +240,17 @@ def triage(
         # found nothing: every other language's rules read it too.
         read_with(r for r in languages.values() if r is not readers[0])
     assessed = True
+    if not found_foreign and accounted.unreadable:
+        # A passage in no English words that no language's rules explained (French after
+        # an English line, whatever the whole was taken for): it cannot be assessed, as
+        # a whole text in its language could not.
+        part = identify(" ".join(accounted.unreadable), 0.0)
+        if not part.english and part.code not in languages and (
+                part.code != identified.code or identified.english):
+            assessed = False
+            levels.append(URGENT)
+            reasons.append(f"could not be assessed: a passage in {part.name} "
+                           f"(mailbot has no rules for it)")
     if not identified.english and identified.code != "en":
         reasons.append(f"language:{identified.code} ({identified.name}, confidence "
                        f"{identified.confidence:.2f}): treated as safer custody")

@@ -47,6 +47,7 @@ class Account:
     unaccounted: tuple[str, ...]
     unknown_topic: tuple[str, ...]
     off_topic: tuple[str, ...]  # unaccounted sentences that ask about no enquiry either
+    unreadable: tuple[str, ...]  # unaccounted sentences without a single English word
     enquiry_found: bool
     word_count: int
     only_pleasantries: bool  # every sentence a greeting, thanks or sign-off
@@ -85,17 +86,19 @@ def account(
     unaccounted: list[str] = []
     unknown_topic: list[str] = []
     off_topic: list[str] = []
+    unreadable: list[str] = []
     count = 0
     english = 0
     only_pleasantries = True
     for first, last in words.sentences():
         positions = [p for p in range(first, last + 1) if words.stems[p] not in BOUNDARIES]
         count += len(positions)
-        english += sum(
+        english_here = sum(
             words.plains[p] in accounting.neutral_words
             or words.stems[p] in accounting.routine_words
             or accounting.suspicious(words.stems[p], words.plains[p])
             or _a_number(words, p) for p in positions)
+        english += english_here
         only_pleasantries = only_pleasantries and all(
             words.stems[p] in accounting.pleasantry_words or looks_like_a_name(words, p, first)
             or words.plains[p] in known_names for p in positions)
@@ -116,6 +119,8 @@ def account(
         unaccounted.append(quoted)
         if not has_enquiry:
             off_topic.append(quoted)
+        if not english_here:
+            unreadable.append(words.quote(first, last))
         # A word a safety rule uses (or of feeling, ending, harm) that no rule explained,
         # or, in a sentence about no enquiry, a word that is not everyday English (slang,
         # a misspelling): possibly a concern in words mailbot does not know.
@@ -128,7 +133,7 @@ def account(
         ):
             unknown_topic.append(quoted)
     return Account(tuple(unaccounted), tuple(unknown_topic), tuple(off_topic),
-                   bool(enquiry_positions), count,
+                   tuple(unreadable), bool(enquiry_positions), count,
                    only_pleasantries, english / count if count else 1.0)
 
 
