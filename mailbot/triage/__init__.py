@@ -295,8 +295,8 @@ def triage(
 def _form_hints(
     topic: str, urgency_choice: str, rules: TriageRules, reasons: list[str]
 ) -> tuple[str, str, str]:
-    """What the family chose on the form: hints that can only add a level and a category.
-    Returns the topic's category and level and the urgency choice's level ("" for none)."""
+    """What the family chose on the form, as hints: the topic's category and level and the
+    urgency choice's level ("" for none); whether the text outweighs them is the caller's."""
     category = topic_level = choice_level = ""
     if topic.strip():
         hint = rules.topics.get(label_key(topic))

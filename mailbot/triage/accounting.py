@@ -33,10 +33,11 @@ _TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam"})
 # references of letters and two or more digits (8H2KD99, not a dose: 100mg) account for
 # themselves; so does a weight (a new baby's "7lb 2oz"), never a dose ("mg" is left to
 # the medicine rules).
-_PRISONER_NUMBER_HEAD = re.compile(r"[a-z][0-9]{4}")
 _NUMBER = re.compile(r"[0-9]+(?:st|nd|rd|th|s|am|pm|p|k|m|ft|lb|lbs|oz|kg|kgs)?"
                      r"|[a-z][0-9]{4}[a-z]{2}"
                      r"|(?=[a-z]*[0-9][a-z]*[0-9])(?=[0-9]*[a-z]+[0-9])[a-z0-9]{5,12}")
+# A prisoner number's letter and four digits, its two letters typed apart ("S4436 YY").
+_PRISONER_NUMBER_HEAD = re.compile(r"[a-z][0-9]{4}")
 
 
 @dataclass(frozen=True)
