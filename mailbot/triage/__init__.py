@@ -67,9 +67,6 @@ __all__ = [
 
 # Share of a text's words found in the English vocabularies above which it is English.
 ENGLISH_BY_WORDS = 0.85
-# Below this confidence an identified language with rules of its own is not trusted alone:
-# when its rules find nothing, every other language's rules read the text too.
-UNSURE_LANGUAGE = 0.6
 
 
 @dataclass(frozen=True)
@@ -234,10 +231,10 @@ def triage(
                 foreign_categories.extend(finding.categories)
 
     read_with(readers)
-    if (not found_foreign and len(readers) == 1
-            and identified.confidence < UNSURE_LANGUAGE):
-        # An unsure identification (Roman Urdu taken for Albanian) whose language's rules
-        # found nothing: every other language's rules read it too.
+    if not found_foreign and len(readers) == 1:
+        # An identification whose language's rules found nothing (Roman Urdu taken for
+        # Albanian, Punjabi in Latin letters for Welsh, however sure the detector is):
+        # every other language's rules read it too.
         read_with(r for r in languages.values() if r is not readers[0])
     assessed = True
     if not found_foreign and accounted.unreadable:
