@@ -241,7 +241,9 @@ def triage(
         # A passage in no English words that no language's rules explained (French after
         # an English line, whatever the whole was taken for): it cannot be assessed, as
         # a whole text in its language could not.
-        part = identify(" ".join(accounted.unreadable), 0.0)
+        # No English word anywhere: the passage is the whole text, identified already.
+        part = identified if not accounted.english_share else identify(
+            " ".join(accounted.unreadable), 0.0)
         if not part.english and part.code not in languages and (
                 part.code != identified.code or identified.english):
             assessed = False
