@@ -578,6 +578,9 @@ def test_a_standalone_rules_file_replaces_the_shipped_rules(tmp_path: Path) -> N
         ('[[signal]]\nname = "x"\nlevel = "urgent"\nphrases = ["x"]\n'
          '[topics]\n"Visits" = { category = "visits", level = "sometimes" }\n',
          "[topics] 'Visits': level 'sometimes'"),
+        ('[[signal]]\nname = "x"\nlevel = "urgent"\nphrases = ["x"]\n'
+         '[accounting]\ndoubtful_tags = ["nope"]\n',
+         "[accounting] doubtful_tags: no [[signal]] has the tag 'nope'"),
         ('extends = "mine"\n', 'extends must be "default"'),
     ],
 )

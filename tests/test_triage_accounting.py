@@ -43,6 +43,29 @@ def test_one_sentence_no_rule_accounts_for_rules_out_an_automatic_reply(
     assert sentence in result.unaccounted or result.is_safer_custody
 
 
+@pytest.mark.parametrize(("text", "sentence"), [
+    ("He rang and said he will do it soon. Can you book a visit?",
+     "He rang and said he will do it soon"),
+    ("He phoned to say this is it. Thanks", "He phoned to say this is it"),
+    ("He said on the phone he is going to do it. A1234BC",
+     "He said on the phone he is going to do it"),
+])
+def test_everyday_words_that_say_what_no_enquiry_says_go_to_a_person(
+    text: str, sentence: str
+) -> None:
+    # Every word is routine vocabulary, but "he'll do it", "this is it" are no enquiry.
+    result = tri(text)
+    assert result.is_safer_custody and not result.routine
+    assert sentence in result.unaccounted
+
+
+def test_the_same_everyday_words_about_an_enquiry_still_get_a_reply() -> None:
+    for text in ("Who do I speak to about when my son's Cat D review is happening?",
+                 "He has picked the date for his family visit. Can his nan come?"):
+        result = tri(text)
+        assert not result.is_safer_custody, text
+
+
 def test_words_of_harm_no_rule_explains_make_a_text_safer_custody() -> None:
     result = tri("What time are visits? He has been feeling hopeless in there.")
     assert result.is_safer_custody and not result.routine

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mailbot.triage.categories import ENQUIRY, IDIOM, SAFETY_LEVELS
+from mailbot.triage.categories import ENQUIRY, IDIOM, MARKER, SAFETY_LEVELS
 from mailbot.triage.matching import Match
 from mailbot.triage.reading import BOUNDARIES, Words, stem
 from mailbot.triage.rules import Accounting
@@ -71,6 +71,7 @@ def account(
     enquiry_positions: set[int] = set()
     explained: set[int] = set()  # figures of speech and denials: not routine, not alarming
     safety_sentences: set[int] = set()
+    doubtful: set[int] = set()  # words of a doubtful marker: never routine
     for m in live:
         if m.level == ENQUIRY:
             enquiry_positions.update(range(m.start, m.end + 1))
@@ -78,6 +79,8 @@ def account(
             explained.update(range(m.start, m.end + 1))
         elif m.level in SAFETY_LEVELS:
             safety_sentences.add(words.sentence[m.start])
+        elif m.level == MARKER and m.signal.tags & accounting.doubtful_tags:
+            doubtful.update(range(m.start, m.end + 1))
     for m in matches:
         if m.negated_by is not None:
             explained.update(range(min(m.negated_by, m.start), m.end + 1))
@@ -108,11 +111,12 @@ def account(
             continue  # a safety sentence is already a person's to read, with its reason
         strange = [
             p for p in positions
-            if p not in enquiry_positions
-            and words.stems[p] not in accounting.routine_words
-            and not _a_number(words, p)
-            and words.plains[p] not in known_names
-            and not looks_like_a_name(words, p, first)
+            if p in doubtful or (
+                p not in enquiry_positions
+                and words.stems[p] not in accounting.routine_words
+                and not _a_number(words, p)
+                and words.plains[p] not in known_names
+                and not looks_like_a_name(words, p, first))
         ]
         if not strange:
             continue
@@ -128,7 +132,7 @@ def account(
         # A word just after "not" ("it isn't hurting") is denied, not alarming.
         alarming = [p for p in strange if p not in explained and not any(
             words.stems[q] in negators for q in range(max(first, p - 2), p))]
-        if any(_suspicious(words, p, accounting) for p in alarming) or (
+        if any(p in doubtful or _suspicious(words, p, accounting) for p in alarming) or (
             not has_enquiry
             and any(not everyday_word(words.plains[p], accounting) for p in alarming)
         ):

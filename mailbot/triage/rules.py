@@ -77,6 +77,9 @@ class Accounting:
     neutral_words: frozenset[str]  # common English words as written (not stems)
     pleasantry_words: frozenset[str]  # greetings, thanks and sign-offs
     max_words: int
+    # Tags of markers whose words, however everyday ("he'll do it", "this is it"), say
+    # something no enquiry says: a sentence holding one is a person's to read.
+    doubtful_tags: frozenset[str] = frozenset()
 
     def english_word(self, plain: str) -> bool:
         """A word of the English vocabularies (as written, lower case, no diacritics)."""

@@ -190,7 +190,8 @@ def _compile(raw: dict[str, Any], source: str) -> TriageRules:
     }
     choices = {label_key(label): level for label, level in shape.urgency_choices.items()}
     return TriageRules(tuple(signals), tuple(combinations), tuple(lowers), negation,
-                       topics, choices, spelling, _accounting(shape.accounting, compiler),
+                       topics, choices, spelling,
+                       _accounting(shape.accounting, compiler, tags_known),
                        _emoji(shape.emoji), source)
 
 
@@ -205,7 +206,10 @@ def _emoji(table: dict[str, str]) -> dict[str, str]:
     return dict(sorted(table.items(), key=lambda item: -len(item[0])))
 
 
-def _accounting(table: AccountingTable, compiler: PhraseCompiler) -> Accounting:
+def _accounting(
+    table: AccountingTable, compiler: PhraseCompiler, tags_known: set[str]
+) -> Accounting:
+    _known_tags(table.doubtful_tags, tags_known, "[accounting] doubtful_tags")
     def stems(entries: list[str], key: str) -> frozenset[str]:
         words = [w for entry in entries for w in entry.split()]
         return compiler.single_stems(words, f"[accounting] {key}")
@@ -220,6 +224,7 @@ def _accounting(table: AccountingTable, compiler: PhraseCompiler) -> Accounting:
         neutral_words=_neutral_vocabulary(table.neutral_vocabulary),
         pleasantry_words=stems(table.pleasantry_words, "pleasantry_words"),
         max_words=table.max_words,
+        doubtful_tags=frozenset(table.doubtful_tags),
     )
 
 

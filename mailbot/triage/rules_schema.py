@@ -81,6 +81,7 @@ class AccountingTable(_Entry):
     routine_words: list[str] = []
     suspicious_words: list[str] = []
     pleasantry_words: list[str] = []
+    doubtful_tags: list[str] = []
 
 
 class TopicHint(_Entry):
