@@ -581,6 +581,9 @@ def test_a_standalone_rules_file_replaces_the_shipped_rules(tmp_path: Path) -> N
         ('[[signal]]\nname = "x"\nlevel = "urgent"\nphrases = ["x"]\n'
          '[accounting]\ndoubtful_tags = ["nope"]\n',
          "[accounting] doubtful_tags: no [[signal]] has the tag 'nope'"),
+        ('[[signal]]\nname = "x"\nlevel = "urgent"\nphrases = ["x"]\n'
+         '[[occasion]]\nname = "o"\nsignals = ["x"]\nenquiries = ["chaplaincy"]\n',
+         "only a routine signal can be an occasion; 'x' is urgent"),
         ('extends = "mine"\n', 'extends must be "default"'),
     ],
 )

@@ -66,6 +66,23 @@ def test_the_same_everyday_words_about_an_enquiry_still_get_a_reply() -> None:
         assert not result.is_safer_custody, text
 
 
+def test_a_death_told_with_a_funeral_request_is_a_chaplaincy_enquiry_for_a_person() -> None:
+    result = tri("His gran's funeral is on the 12th. Can he attend or watch it online?")
+    assert not result.is_safer_custody and result.categories[0] == "chaplaincy"
+    assert not result.routine  # a death is told: a person sends the reply
+    assert any("rule death_told_with_a_chaplaincy_request" in r for r in result.reasons)
+
+
+@pytest.mark.parametrize("text", [
+    "His gran died. He doesn't know yet, can the chaplain tell him in person?",
+    "His gran died and I'm scared how he'll take it. Can he go to the funeral?",
+    "His gran died and he has not eaten since. Can he go to the funeral?",
+    "His dad died on Thursday. He went silent on the phone and hung up.",
+])
+def test_a_death_with_any_other_worry_stays_a_safety_concern(text: str) -> None:
+    assert tri(text).is_safer_custody
+
+
 def test_words_of_harm_no_rule_explains_make_a_text_safer_custody() -> None:
     result = tri("What time are visits? He has been feeling hopeless in there.")
     assert result.is_safer_custody and not result.routine

@@ -53,7 +53,7 @@ from mailbot.triage.language import (
 from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
 from mailbot.triage.phrases import TriageRulesError
 from mailbot.triage.reading import Words, clean_text, read, stem
-from mailbot.triage.rules import TriageRules
+from mailbot.triage.rules import Occasion, TriageRules
 from mailbot.triage.rules_file import default_rules_path, label_key
 from mailbot.triage.rules_file import load_rules as _load_rules
 
@@ -111,6 +111,7 @@ def triage(
         if best is None or RANK.get(m.level, -1) > RANK.get(best.level, -1):
             first[m.signal.name] = m
     ordered = sorted(first.values(), key=lambda m: (-RANK.get(m.level, -1), m.start))
+    occasion = _occasion(live, bool(combos), rules)
     safety_categories: list[str] = []
     enquiry_categories: list[str] = []
     for m in ordered:
@@ -121,6 +122,10 @@ def triage(
             continue
         quoted = excerpt(words, m.start, m.end)
         label = m.signal.category or "safety"
+        if occasion is not None and m.signal.name in occasion.signals:
+            reasons.append(f"{label}: {quoted} (the occasion of what is asked, rule "
+                           f"{occasion.name}: not a safety signal)")
+            continue
         detail = m.note or f"{m.level}, rule {m.signal.name}"
         reasons.append(f"{label}: {quoted} ({detail})")
         if m.level in SAFETY_LEVELS:
@@ -275,6 +280,7 @@ def triage(
     routine = (
         not levels
         and not form_outweighed
+        and occasion is None  # a death, say, told with the question: a person replies
         and identified.english
         and accounted.complete
         and accounted.word_count <= rules.accounting.max_words
@@ -289,6 +295,18 @@ def triage(
         routine=routine,
         assessed=assessed,
     )
+
+
+def _occasion(live: list[Match], combined: bool, rules: TriageRules) -> Occasion | None:
+    """The [[occasion]] by which every safety match is only the reason for an enquiry the
+    text names (his gran's death, and may he attend the funeral), if there is one."""
+    found = {m.signal.name for m in live if m.level in SAFETY_LEVELS}
+    if combined or not found:
+        return None
+    named = {m.signal.category for m in live if m.level == ENQUIRY}
+    tags = {tag for m in live if m.level == MARKER for tag in m.signal.tags}
+    return next((o for o in rules.occasions if found <= o.signals
+                 and named & o.enquiries and not tags & o.unless), None)
 
 
 def _form_hints(

@@ -52,6 +52,19 @@ class Lower:
 
 
 @dataclass(frozen=True)
+class Occasion:
+    """A routine signal told only as the reason for an enquiry the text names (a death,
+    and a request to attend the funeral): the enquiry is what is asked, so the signal
+    raises nothing, unless another safety signal or an `unless` marker is found too."""
+
+    name: str
+    signals: frozenset[str]
+    enquiries: frozenset[str]
+    unless: frozenset[str]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Negation:
     window: int
     negators: frozenset[str]
@@ -103,3 +116,4 @@ class TriageRules:
     accounting: Accounting
     emoji: Mapping[str, str]
     source: str = ""
+    occasions: tuple[Occasion, ...] = ()

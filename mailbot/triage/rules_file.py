@@ -23,6 +23,7 @@ from mailbot.triage.categories import (
     ENQUIRY_CATEGORIES,
     IDIOM,
     MARKER,
+    ROUTINE,
     SAFETY_CATEGORIES,
     SAFETY_LEVELS,
 )
@@ -33,6 +34,7 @@ from mailbot.triage.rules import (
     Combination,
     Lower,
     Negation,
+    Occasion,
     Signal,
     TriageRules,
 )
@@ -183,6 +185,24 @@ def _compile(raw: dict[str, Any], source: str) -> TriageRules:
         lowers.append(Lower(entry.name, tags, near, unless_near, entry.level,
                             entry.description))
 
+    by_name = {s.name: s for s in signals}
+    occasions = []
+    for i, entry in enumerate(shape.occasion, 1):
+        where = f"[[occasion]] #{i} {entry.name!r}"
+        for name in entry.signals:
+            if name not in by_name:
+                raise TriageRulesError(f"{where}: no [[signal]] is named {name!r}")
+            if by_name[name].level != ROUTINE:
+                raise TriageRulesError(
+                    f"{where}: only a routine signal can be an occasion; {name!r} is"
+                    f" {by_name[name].level}")
+        for category in entry.enquiries:
+            _category(category, ENQUIRY, where)
+        _known_tags(entry.unless, tags_known, where)
+        occasions.append(Occasion(entry.name, frozenset(entry.signals),
+                                  frozenset(entry.enquiries), frozenset(entry.unless),
+                                  entry.description))
+
     topics = {
         label_key(label): (_category(hint.category, hint.level, f"[topics] {label!r}"),
                            hint.level)
@@ -192,7 +212,7 @@ def _compile(raw: dict[str, Any], source: str) -> TriageRules:
     return TriageRules(tuple(signals), tuple(combinations), tuple(lowers), negation,
                        topics, choices, spelling,
                        _accounting(shape.accounting, compiler, tags_known),
-                       _emoji(shape.emoji), source)
+                       _emoji(shape.emoji), source, tuple(occasions))
 
 
 def _emoji(table: dict[str, str]) -> dict[str, str]:

@@ -61,6 +61,14 @@ class LowerEntry(_Entry):
     description: str = ""
 
 
+class OccasionEntry(_Entry):
+    name: Name
+    signals: Annotated[list[str], Field(min_length=1)]
+    enquiries: Annotated[list[str], Field(min_length=1)]
+    unless: list[str] = []  # tags
+    description: str = ""
+
+
 class Settings(_Entry):
     gap_words: Annotated[int, Field(ge=1, le=8, strict=True)] = 3
 
@@ -102,9 +110,11 @@ class RulesFile(_Entry):
     signal: list[SignalEntry] = []
     combination: list[CombinationEntry] = []
     lower: list[LowerEntry] = []
+    occasion: list[OccasionEntry] = []
 
 
-_TABLES = {"signal": "[[signal]]", "combination": "[[combination]]", "lower": "[[lower]]"}
+_TABLES = {"signal": "[[signal]]", "combination": "[[combination]]", "lower": "[[lower]]",
+           "occasion": "[[occasion]]"}
 
 
 def validate(raw: dict[str, object]) -> RulesFile:
