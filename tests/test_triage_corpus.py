@@ -69,6 +69,12 @@ KNOWN_MISSES_WITH_A_QUESTION_IN_FRONT: set[str] = {
     # set O: "would appreciate confirmation that he has arrived safely and is settling" after
     # a transfer, "no specific concerns": read as a transfer enquiry, not a welfare worry.
     "rtn_formal_support_worker_welfare_check",
+    # sets BD and BE: "his inhaler ran out, he put an app in for a new one, he's ok" and
+    # "living on noodles from canteen, he's fine otherwise": labelled welfare worries, but
+    # other sets label the same wording as healthcare and menu enquiries (a cream run
+    # out and a new prescription asked for; a vegan "living on bread and beans").
+    "bd_inhaler_ran_out_waiting",
+    "be_not_eating_prison_food_picky",
 }
 
 
