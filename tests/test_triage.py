@@ -619,7 +619,9 @@ SAFETY_SENTENCES = THREATS_TO_LIFE + [
     "He owes money on the wing.",
     "He has been self harming.",
     "He has not eaten for days.",
-    "His dad died last week.",
+    # A death alone is safer custody; told beside a question asked, it may be only the
+    # occasion of an enquiry (test_triage_accounting), so it is not in this list.
+    "His dad died last week and he is not coping.",
     "We have not heard from him.",
     "He is on spice.",
 ]

@@ -70,7 +70,9 @@ def test_a_death_told_with_a_funeral_request_is_a_chaplaincy_enquiry_for_a_perso
     result = tri("His gran's funeral is on the 12th. Can he attend or watch it online?")
     assert not result.is_safer_custody and result.categories[0] == "chaplaincy"
     assert not result.routine  # a death is told: a person sends the reply
-    assert any("rule death_told_with_a_chaplaincy_request" in r for r in result.reasons)
+    assert any("rule death_told_with_an_enquiry" in r for r in result.reasons)
+    photos = tri("His mum died when he was little. How many photos can he have in his cell?")
+    assert not photos.is_safer_custody and not photos.routine
 
 
 @pytest.mark.parametrize("text", [
@@ -78,6 +80,7 @@ def test_a_death_told_with_a_funeral_request_is_a_chaplaincy_enquiry_for_a_perso
     "His gran died and I'm scared how he'll take it. Can he go to the funeral?",
     "His gran died and he has not eaten since. Can he go to the funeral?",
     "His dad died on Thursday. He went silent on the phone and hung up.",
+    "His nan passed away. We will tell him tonight, can staff keep an eye on him?",
 ])
 def test_a_death_with_any_other_worry_stays_a_safety_concern(text: str) -> None:
     assert tri(text).is_safer_custody

@@ -111,7 +111,11 @@ def triage(
         if best is None or RANK.get(m.level, -1) > RANK.get(best.level, -1):
             first[m.signal.name] = m
     ordered = sorted(first.values(), key=lambda m: (-RANK.get(m.level, -1), m.start))
-    occasion = _occasion(live, bool(combos), rules)
+    accounted = account(words, matches, rules.accounting, names, rules.negation.negators,
+                        set_aside)
+    # An occasion needs an enquiry asked: a sentence naming one wholly accounted for, not
+    # a routine noun in passing ("he went silent on the phone").
+    occasion = _occasion(live, bool(combos), rules) if accounted.enquiry_asked else None
     safety_categories: list[str] = []
     enquiry_categories: list[str] = []
     for m in ordered:
@@ -150,8 +154,6 @@ def triage(
             reasons.append(f"negated: {excerpt(words, m.negated_by, m.end)} "
                            f"(rule {m.signal.name}, ignored)")
 
-    accounted = account(words, matches, rules.accounting, names, rules.negation.negators,
-                        set_aside)
     if not levels and accounted.unknown_topic:
         # Words no rule explains: when in doubt it is a safety concern, and a person
         # decides; it is never signposted away on one routine word.

@@ -50,6 +50,9 @@ class Account:
     off_topic: tuple[str, ...]  # unaccounted sentences that ask about no enquiry either
     unreadable: tuple[str, ...]  # unaccounted sentences without a single English word
     enquiry_found: bool
+    # Some sentence naming an enquiry asks something (a question mark, "can", "how",
+    # "please"): an enquiry is asked, not a routine noun in passing ("on the phone").
+    enquiry_asked: bool
     word_count: int
     only_pleasantries: bool  # every sentence a greeting, thanks or sign-off
     english_share: float  # of the words, those in the English vocabularies
@@ -94,21 +97,22 @@ def account(
     count = 0
     english = 0
     only_pleasantries = True
+    enquiry_asked = False
     for first, last in words.sentences():
         positions = [p for p in range(first, last + 1) if words.stems[p] not in BOUNDARIES]
         count += len(positions)
-        english_here = sum(
-            words.plains[p] in accounting.neutral_words
+        english_words = [
+            p for p in positions if words.plains[p] in accounting.neutral_words
             or words.stems[p] in accounting.routine_words
             or accounting.suspicious(words.stems[p], words.plains[p])
-            or _a_number(words, p) for p in positions)
-        english += english_here
+            or _a_number(words, p)]
+        english += len(english_words)
+        # A lone letter ("A: AAAAAAAAJ") is no English to read a passage by.
+        readable = any(len(words.plains[p]) > 1 for p in english_words)
         only_pleasantries = only_pleasantries and all(
             words.stems[p] in accounting.pleasantry_words or looks_like_a_name(words, p, first)
             or words.plains[p] in known_names for p in positions)
         has_enquiry = any(p in enquiry_positions for p in positions)
-        if words.sentence[first] in safety_sentences:
-            continue  # a safety sentence is already a person's to read, with its reason
         strange = [
             p for p in positions
             if p in doubtful or (
@@ -118,13 +122,16 @@ def account(
                 and words.plains[p] not in known_names
                 and not looks_like_a_name(words, p, first))
         ]
+        enquiry_asked = enquiry_asked or has_enquiry and _asks(words, first, last)
+        if words.sentence[first] in safety_sentences:
+            continue  # a safety sentence is already a person's to read, with its reason
         if not strange:
             continue
         quoted = _quote(words, first, last)
         unaccounted.append(quoted)
         if not has_enquiry:
             off_topic.append(quoted)
-        if not english_here:
+        if not readable:
             unreadable.append(words.quote(first, last))
         # A word a safety rule uses (or of feeling, ending, harm) that no rule explained,
         # or, in a sentence about no enquiry, a word that is not everyday English (slang,
@@ -138,8 +145,22 @@ def account(
         ):
             unknown_topic.append(quoted)
     return Account(tuple(unaccounted), tuple(unknown_topic), tuple(off_topic),
-                   tuple(unreadable), bool(enquiry_positions), count,
+                   tuple(unreadable), bool(enquiry_positions), enquiry_asked, count,
                    only_pleasantries, english / count if count else 1.0)
+
+
+# Words that make a sentence a question or a request, with or without its question mark.
+_ASKING = frozenset({"can", "could", "how", "would", "may", "please", "pls", "plz", "who",
+                     "what", "when", "where", "which", "whether", "advise", "wondering",
+                     "ask", "asking", "wat", "wot", "wen", "cud", "cn"})
+
+
+def _asks(words: Words, first: int, last: int) -> bool:
+    """The sentence is a question or a request ("can he attend?", "please advise")."""
+    end = words.spans[last][1]
+    if "?" in words.text[end:end + 3]:
+        return True
+    return any(words.plains[p] in _ASKING for p in range(first, last + 1))
 
 
 def _a_number(words: Words, position: int) -> bool:
