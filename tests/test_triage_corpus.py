@@ -75,6 +75,14 @@ KNOWN_MISSES_WITH_A_QUESTION_IN_FRONT: set[str] = {
     # out and a new prescription asked for; a vegan "living on bread and beans").
     "bd_inhaler_ran_out_waiting",
     "be_not_eating_prison_food_picky",
+    # sets BL to BO, the newest, measured blind and not yet fixed: welfare worries (an
+    # inhaler awaited, no word for three weeks, a father of 74 inside for the first time,
+    # an elderly father's hearing aid after a transfer, his letters stopped).
+    "bm_cork_inhaler_waiting",
+    "bm_doric_nae_heard_three_wiks",
+    "bm_cornish_father_74_first_time",
+    "bo_formal_elderly_father",
+    "bo_letters_stopped",
 }
 
 
