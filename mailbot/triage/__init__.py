@@ -113,8 +113,8 @@ def triage(
     ordered = sorted(first.values(), key=lambda m: (-RANK.get(m.level, -1), m.start))
     accounted = account(words, matches, rules.accounting, names, rules.negation.negators,
                         set_aside)
-    # An occasion needs an enquiry asked: a sentence naming one wholly accounted for, not
-    # a routine noun in passing ("he went silent on the phone").
+    # An occasion needs an enquiry asked (a sentence naming one is a question or a
+    # request), not a routine noun in passing ("he went silent on the phone").
     occasion = _occasion(live, bool(combos), rules) if accounted.enquiry_asked else None
     safety_categories: list[str] = []
     enquiry_categories: list[str] = []

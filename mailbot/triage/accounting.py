@@ -113,6 +113,9 @@ def account(
             words.stems[p] in accounting.pleasantry_words or looks_like_a_name(words, p, first)
             or words.plains[p] in known_names for p in positions)
         has_enquiry = any(p in enquiry_positions for p in positions)
+        enquiry_asked = enquiry_asked or has_enquiry and _asks(words, first, last)
+        if words.sentence[first] in safety_sentences:
+            continue  # a safety sentence is already a person's to read, with its reason
         strange = [
             p for p in positions
             if p in doubtful or (
@@ -122,9 +125,6 @@ def account(
                 and words.plains[p] not in known_names
                 and not looks_like_a_name(words, p, first))
         ]
-        enquiry_asked = enquiry_asked or has_enquiry and _asks(words, first, last)
-        if words.sentence[first] in safety_sentences:
-            continue  # a safety sentence is already a person's to read, with its reason
         if not strange:
             continue
         quoted = _quote(words, first, last)
