@@ -683,3 +683,14 @@ def test_a_passage_in_no_english_words_beside_english_is_not_assessed() -> None:
     assert alone.urgency == with_english.urgency == "urgent"
     assert not with_english.assessed
     assert any("could not be assessed: a passage in" in r for r in with_english.reasons)
+
+
+@pytest.mark.parametrize("text", ["Mrs J Whitcombe", "Aaaaaaaaaabb", "Zofia Nowak"])
+def test_names_alone_are_no_language_to_send_as_unreadable(text: str) -> None:
+    """Found by Hypothesis: a sign-off alone was guessed to be Tagalog or Italian and sent
+    to the safety team as "could not be assessed", and an English sentence added after it
+    lowered the urgency. A name is no language; a person still reads the form."""
+    result = tri(text)
+    assert result.assessed and not result.routine
+    assert not any("could not be assessed" in r for r in result.reasons)
+    assert RANK[tri(f"{text}\n\nWe have not heard from him.").urgency] >= RANK[result.urgency]

@@ -200,6 +200,11 @@ def triage(
     if accounted.english_share >= ENGLISH_BY_WORDS:
         # Its words are English words: no need to ask the (slow to load) detector.
         identified = Identified("en", "English", accounted.english_share, True)
+    elif accounted.word_count and accounted.only_pleasantries:
+        # Names and greetings alone ("Mrs J Whitcombe") are no language: the detector
+        # would guess one (Tagalog) and send it to the safety team as unreadable. Every
+        # language's rules still read it, and nothing in it is answered automatically.
+        identified = Identified("en", "English", accounted.english_share, True)
     else:
         identified = identify(text, accounted.english_share)
     mixed = None
