@@ -143,7 +143,8 @@ def triage(
         # him?") is what is asked, not the occasion of a loss.
         named -= set(OCCASIONS["release_transfer"])
     for m in sorted(first.values(),
-                    key=lambda m: (_precedence(m.signal.category, named), m.start)):
+                    key=lambda m: (_precedence(m.signal.name, m.signal.category, named),
+                                   m.start)):
         if m.level == ENQUIRY:
             enquiry_categories.append(m.signal.category)
 
@@ -350,13 +351,13 @@ def load_rules(path: Path | str | None = None) -> TriageRules:
     return rules
 
 
-def _precedence(category: str, named: set[str]) -> int:
+def _precedence(signal: str, category: str, named: set[str]) -> int:
     """A specific department's place in SPECIFIC_ENQUIRIES; the generic ones after, equal,
-    but for a generic department that is only the occasion of another (OCCASIONS)."""
+    but for a generic signal that is only the occasion of another department (OCCASIONS)."""
+    if named & set(OCCASIONS.get(signal, ())):
+        return len(SPECIFIC_ENQUIRIES) + 1
     if category in SPECIFIC_ENQUIRIES:
         return SPECIFIC_ENQUIRIES.index(category)
-    if named & set(OCCASIONS.get(category, ())):
-        return len(SPECIFIC_ENQUIRIES) + 1
     return len(SPECIFIC_ENQUIRIES)
 
 
