@@ -675,14 +675,23 @@ def test_adding_a_safety_signal_never_lowers_urgency(
     assert RANK[after.urgency] >= max(RANK[before.urgency], RANK[alone.urgency])
 
 
-def test_a_passage_in_no_english_words_beside_english_is_not_assessed() -> None:
+@pytest.mark.parametrize("passage", ["AAAAAAAAAAAC", "AA:AAAAAAAAAC"])
+def test_a_passage_in_no_english_words_beside_english_is_not_assessed(passage: str) -> None:
     """Found by Hypothesis: text mailbot could not read was urgent alone, and an English
-    sentence put after it made the whole routine. The passage still cannot be read."""
-    alone = tri("AAAAAAAAAAAC")
-    with_english = tri("AAAAAAAAAAAC\n\nHis dad died last week.")
+    sentence put after it made the whole routine. The passage still cannot be read; a
+    word of two letters ("AA") is no English to read it by."""
+    alone = tri(passage)
+    with_english = tri(f"{passage}\n\nHis dad died last week.")
     assert alone.urgency == with_english.urgency == "urgent"
     assert not with_english.assessed
     assert any("could not be assessed: a passage in" in r for r in with_english.reasons)
+
+
+def test_a_sentence_of_a_text_in_a_language_with_rules_is_no_passage_of_another() -> None:
+    result = tri("Olá, gostaria de saber como posso marcar uma visita ao meu marido, Rui "
+                 "Ferreira. Preciso de levar passaporte? Obrigada.")
+    assert result.language == "pt" and result.assessed and not result.routine
+    assert not any("could not be assessed" in r for r in result.reasons)
 
 
 @pytest.mark.parametrize("text", ["Mrs J Whitcombe", "Aaaaaaaaaabb", "Zofia Nowak"])

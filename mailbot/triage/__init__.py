@@ -250,15 +250,13 @@ def triage(
         # every other language's rules read it too.
         read_with(r for r in languages.values() if r is not readers[0])
     assessed = True
-    if not found_foreign and accounted.unreadable:
+    if not found_foreign and accounted.unreadable and identified.english:
         # A passage in no English words that no language's rules explained (French after
-        # an English line, whatever the whole was taken for): it cannot be assessed, as
-        # a whole text in its language could not.
-        # No English word anywhere: the passage is the whole text, identified already.
-        part = identified if not accounted.english_share else identify(
-            " ".join(accounted.unreadable), 0.0)
-        if not part.english and part.code not in languages and (
-                part.code != identified.code or identified.english):
+        # an English line): it cannot be assessed, as a whole text in its language could
+        # not. A text taken for another language is judged as that text, below ("Preciso
+        # de levar passaporte" in a Portuguese text is no Italian passage).
+        part = identify(" ".join(accounted.unreadable), 0.0)
+        if not part.english and part.code not in languages:
             assessed = False
             levels.append(URGENT)
             reasons.append(f"could not be assessed: a passage in {part.name} "

@@ -107,8 +107,9 @@ def account(
             or accounting.suspicious(words.stems[p], words.plains[p])
             or _a_number(words, p)]
         english += len(english_words)
-        # A lone letter ("A: AAAAAAAAJ") is no English to read a passage by.
-        readable = any(len(words.plains[p]) > 1 for p in english_words)
+        # A letter or two ("A: AAAAAAAAJ", "AA:AAAAAAAAAC") is no English to read a
+        # passage by.
+        readable = any(len(words.plains[p]) > 2 for p in english_words)
         only_pleasantries = only_pleasantries and all(
             words.stems[p] in accounting.pleasantry_words or looks_like_a_name(words, p, first)
             or words.plains[p] in known_names for p in positions)
