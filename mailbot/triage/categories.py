@@ -64,6 +64,8 @@ OCCASIONS: dict[str, tuple[str, ...]] = {
     "sent_by_post": ("property",),
     # the baby he'd meet has no ID yet: a visitor's ID, not his papers for release
     "without_papers": ("visits",),
+    # made cat D, and when he moves to an open prison: the move is what is asked
+    "category_named": ("release_transfer",),
 }
 
 
