@@ -4,14 +4,27 @@ automatically. bench/triage.py prints the same figures with the confusion tables
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 
 from mailbot.triage import load_rules
-from tests.triage_corpus import load_cases, score
+from tests.triage_corpus import Figures, load_cases, score
+
+# With two workers (scripts/test), this file's tests run on one, so each corpus is
+# triaged once.
+pytestmark = pytest.mark.xdist_group("triage_corpus")
 
 RULES = load_rules()
 MAIN = load_cases("main")
 HELDOUT = load_cases("heldout")
+
+
+@cache
+def figures_of(name: str) -> Figures:
+    """Each corpus triaged once for all the tests that read its figures (the held-out
+    sets are 14,000 cases)."""
+    return score(MAIN if name == "main" else HELDOUT, RULES)
 
 
 def _listed(misses: list, why: str) -> str:
@@ -32,25 +45,25 @@ def test_the_corpora_are_large_and_labelled_in_every_style() -> None:
 
 
 def test_every_safety_concern_of_the_main_corpus_is_logged_as_safer_custody() -> None:
-    figures = score(MAIN, RULES)
+    figures = figures_of("main")
     assert figures.recall == 1.0, _listed(figures.misses, "safety not logged")
 
 
 def test_nineteen_in_twenty_threats_to_life_of_the_main_corpus_are_immediate() -> None:
-    figures = score(MAIN, RULES)
+    figures = figures_of("main")
     assert figures.immediate_recall >= 0.95, _listed(
         figures.misses, "threat to life not immediate")
 
 
 @pytest.mark.parametrize("name", ["main", "heldout"])
 def test_no_safety_concern_is_ever_answered_automatically(name: str) -> None:
-    figures = score(MAIN if name == "main" else HELDOUT, RULES)
+    figures = figures_of(name)
     assert figures.safety_auto_replied == 0, _listed(figures.misses, "safety AUTO-REPLIED")
 
 
 @pytest.mark.parametrize("name", ["main", "heldout"])
 def test_an_enquiry_in_another_language_is_held_for_staff(name: str) -> None:
-    figures = score(MAIN if name == "main" else HELDOUT, RULES)
+    figures = figures_of(name)
     assert figures.foreign_enquiries_held == figures.foreign_enquiries, _listed(
         figures.misses, "foreign enquiry not held for staff")
 
