@@ -81,6 +81,10 @@ def respell(raw: str, spelling: Mapping[str, tuple[str, ...]]) -> tuple[tuple[st
     if replacement is None and lower.endswith("'ll") and len(lower) > 4:
         base = flat[:-2]  # "laces'll reach": laces will reach
         return ((stem(base), base), ("will", "will"))
+    if replacement is None and lower.startswith(("t'", "th'")) and lower.count("'") == 1:
+        rest = lower.split("'", 1)[1]  # Yorkshire's "ovver t'railings": over the railings
+        if len(rest) > 1:
+            return (("the", "the"), *respell(rest, spelling))
     if replacement is None:
         return ((stem(flat), flat),)
     return tuple((stem(w), w) for w in replacement)
