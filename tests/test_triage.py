@@ -703,3 +703,24 @@ def test_names_alone_are_no_language_to_send_as_unreadable(text: str) -> None:
     assert result.assessed and not result.routine
     assert not any("could not be assessed" in r for r in result.reasons)
     assert RANK[tri(f"{text}\n\nWe have not heard from him.").urgency] >= RANK[result.urgency]
+
+
+@pytest.mark.parametrize(("written", "read_as"), [
+    ("ovver t'railings on t'fours", ["over", "the", "railings", "on", "the", "fours"]),
+    ("th'owd lad", ["the", "owd", "lad"]),
+    ("it's", ["its"]),  # an apostrophe inside a word is still only dropped
+])
+def test_yorkshire_t_is_read_as_the(written: str, read_as: list[str]) -> None:
+    from mailbot.triage.reading import read
+
+    assert read(written, RULES.spelling).plains == read_as
+
+
+def test_a_posted_item_is_property_and_a_posted_letter_is_letters() -> None:
+    assert tri("Can I post his reading glasses in?").categories[0] == "property"
+    assert tri("Can I post him a birthday card?").categories[0] == "letters"
+    # the occasion yields even to a department that would otherwise come first
+    assert tri("can I bring the baby on a visit, he hasn't got ID yet").categories[0] == \
+        "visits"
+    assert tri("he's got no ID and he's out in May, who helps him").categories[0] == \
+        "resettlement"
