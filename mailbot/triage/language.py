@@ -86,6 +86,9 @@ class ForeignRules:
     name: str
     lingua: str
     signals: tuple[ForeignSignal, ...]
+    # A language's own common words for telling it mixed into English, where wordfreq has
+    # no list for it (Urdu typed in Latin letters)
+    own_words: frozenset[str] = frozenset()
 
 
 def fold(text: str) -> str:
@@ -126,8 +129,10 @@ def load_languages(path: Path | None = None) -> dict[str, ForeignRules]:
                 raise TriageRulesError(f"{at}: needs phrases")
             signals.append(ForeignSignal(signal["name"], level, category,
                                          signal.get("description", ""), pattern))
+        own_words = frozenset(fold(w) for line in entry.get("own_words", [])
+                              for w in line.split())
         languages[code] = ForeignRules(code, entry.get("name", code), entry.get("lingua", ""),
-                                       tuple(signals))
+                                       tuple(signals), own_words)
     return languages
 
 
@@ -190,6 +195,9 @@ def foreign_vocabularies() -> dict[str, frozenset[str]]:
             if in_english < 10 ** -5.5 and frequency >= 10 ** 1.5 * in_english:
                 own.add(folded)
         vocabularies[code] = frozenset(own)
+    for code, rules in load_languages().items():
+        if rules.own_words:
+            vocabularies[code] = vocabularies.get(code, frozenset()) | rules.own_words
     return vocabularies
 
 
