@@ -96,6 +96,16 @@ KNOWN_MISSES_WITH_A_QUESTION_IN_FRONT: set[str] = {
     "bm_cornish_father_74_first_time",
     "bo_formal_elderly_father",
     "bo_letters_stopped",
+    # sets BX to CE, measured blind and not yet fixed: mild health worries already in
+    # hand (meds an hour late, a cold the nurse has seen, snacks for his diabetes, forms
+    # he cannot fill in for dyslexia), a follow-up asking for another check, news of
+    # trouble on his wing: routine welfare worries that other sets label as enquiries.
+    "by_routine_epilepsy_son_medication_late",
+    "ca_rout_nonnative_formal_worried_health_general",
+    "cb_mum_routine_quoted_reply_followup",
+    "cd_rout_diabetic_checking_diet",
+    "cd_rout_worried_after_news_of_wing_fight",
+    "ce_routine_dyslexia_struggling_forms",
 }
 
 
