@@ -106,6 +106,9 @@ KNOWN_MISSES_WITH_A_QUESTION_IN_FRONT: set[str] = {
     "cd_rout_diabetic_checking_diet",
     "cd_rout_worried_after_news_of_wing_fight",
     "ce_routine_dyslexia_struggling_forms",
+    # sets CF to CI, the newest, the same kind: a diabetic diet, a cold in a cold cell
+    "ci_routine_diabetic_diet_concern",
+    "ci_routine_cell_cold_cold_symptoms",
 }
 
 
