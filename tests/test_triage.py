@@ -584,6 +584,10 @@ def test_a_standalone_rules_file_replaces_the_shipped_rules(tmp_path: Path) -> N
         ('[[signal]]\nname = "x"\nlevel = "urgent"\nphrases = ["x"]\n'
          '[[occasion]]\nname = "o"\nsignals = ["x"]\nenquiries = ["chaplaincy"]\n',
          "only a routine signal can be an occasion; 'x' is urgent"),
+        ('[[signal]]\nname = "x"\nlevel = "urgent"\nphrases = ["x"]\nyields_to = ["visits"]\n',
+         "[[signal]] #1 'x': yields_to is for enquiry signals"),
+        ('[[signal]]\nname = "x"\ncategory = "letters"\nlevel = "enquiry"\nphrases = ["x"]\n'
+         'yields_to = ["parcels"]\n', "yields_to 'parcels' is not an enquiry category"),
         ('extends = "mine"\n', 'extends must be "default"'),
     ],
 )

@@ -31,7 +31,6 @@ from mailbot.triage.categories import (
     IMMEDIATE,
     MARKER,
     NOT_SAFER_CUSTODY,
-    OCCASIONS,
     RANK,
     RELATED_ENQUIRIES,
     ROUTINE,
@@ -53,7 +52,7 @@ from mailbot.triage.language import (
 from mailbot.triage.matching import Match, combine, excerpt, find, lower, negate
 from mailbot.triage.phrases import TriageRulesError
 from mailbot.triage.reading import Words, clean_text, read, stem
-from mailbot.triage.rules import Occasion, TriageRules
+from mailbot.triage.rules import Occasion, Signal, TriageRules
 from mailbot.triage.rules_file import default_rules_path, label_key
 from mailbot.triage.rules_file import load_rules as _load_rules
 
@@ -141,10 +140,9 @@ def triage(
     if move is not None and _ahead(words, move.start):
         # A release or move still to come ("when he is released, will his property go with
         # him?") is what is asked, not the occasion of a loss.
-        named -= set(OCCASIONS["release_transfer"])
+        named -= move.signal.yields_to
     for m in sorted(first.values(),
-                    key=lambda m: (_precedence(m.signal.name, m.signal.category, named),
-                                   m.start)):
+                    key=lambda m: (_precedence(m.signal, named), m.start)):
         if m.level == ENQUIRY:
             enquiry_categories.append(m.signal.category)
 
@@ -349,13 +347,13 @@ def load_rules(path: Path | str | None = None) -> TriageRules:
     return rules
 
 
-def _precedence(signal: str, category: str, named: set[str]) -> int:
-    """A specific department's place in SPECIFIC_ENQUIRIES; the generic ones after, equal,
-    but for a generic signal that is only the occasion of another department (OCCASIONS)."""
-    if named & set(OCCASIONS.get(signal, ())):
+def _precedence(signal: Signal, named: set[str]) -> int:
+    """A specific department's place in SPECIFIC_ENQUIRIES; the generic ones after, equal;
+    last, a signal that is only the occasion of a department also named (`yields_to`)."""
+    if named & signal.yields_to:
         return len(SPECIFIC_ENQUIRIES) + 1
-    if category in SPECIFIC_ENQUIRIES:
-        return SPECIFIC_ENQUIRIES.index(category)
+    if signal.category in SPECIFIC_ENQUIRIES:
+        return SPECIFIC_ENQUIRIES.index(signal.category)
     return len(SPECIFIC_ENQUIRIES)
 
 

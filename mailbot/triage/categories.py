@@ -54,20 +54,6 @@ SPECIFIC_ENQUIRIES: tuple[str, ...] = (
     "education_work",
 )
 
-# A generic enquiry signal that is only the occasion of another department when both are
-# named: his property lost on a transfer or left in reception at release is a property
-# question, the move only says when it went missing; his glasses or clothes posted in are
-# property, the post only says how they go (a letter, a photo or a card stays letters).
-# An occasion yields even to a department its category would otherwise come before.
-OCCASIONS: dict[str, tuple[str, ...]] = {
-    "release_transfer": ("property",),
-    "sent_by_post": ("property",),
-    # the baby he'd meet has no ID yet: a visitor's ID, not his papers for release
-    "without_papers": ("visits",),
-    # made cat D, and when he moves to an open prison: the move is what is asked
-    "category_named": ("release_transfer",),
-}
-
 
 class Urgency(StrEnum):
     """How soon staff must act on a contact; stored in the communications log as its value."""

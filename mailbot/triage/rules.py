@@ -23,6 +23,9 @@ class Signal:
     unless: re.Pattern[str] | None
     negatable: bool
     description: str = ""
+    # Enquiry categories this signal is only the occasion of: when one of them is named
+    # too, it is what is asked ("posted in" his glasses: property, not letters).
+    yields_to: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -288,6 +288,11 @@ def _compile_signal(
         raise TriageRulesError(f"{where}: the name {entry.name!r} is used twice")
     names.add(entry.name)
     category = _category(entry.category, entry.level, where)
+    if entry.yields_to and entry.level != ENQUIRY:
+        raise TriageRulesError(f"{where}: yields_to is for enquiry signals")
+    for other in entry.yields_to:
+        if other not in ENQUIRY_CATEGORIES:
+            raise TriageRulesError(f"{where}: yields_to {other!r} is not an enquiry category")
     if not entry.phrases and not entry.regex:
         raise TriageRulesError(f"{where}: needs phrases or regex")
     regex = None
@@ -315,4 +320,5 @@ def _compile_signal(
         negatable=entry.negatable if entry.negatable is not None
         else entry.level in SAFETY_LEVELS,
         description=entry.description,
+        yields_to=frozenset(entry.yields_to),
     )

@@ -38,8 +38,11 @@ class SignalEntry(_Entry):
     regex: list[str] = []
     unless: list[str] = []
     negatable: bool | None = None  # default: true for safety levels
+    # enquiry categories this enquiry signal is only the occasion of, when one is named
+    yields_to: list[str] = []
 
-    _lists = field_validator("tags", "phrases", "regex", "unless", mode="before")(_listed)
+    _lists = field_validator("tags", "phrases", "regex", "unless", "yields_to",
+                             mode="before")(_listed)
 
 
 class CombinationEntry(_Entry):
