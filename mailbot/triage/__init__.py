@@ -196,13 +196,12 @@ def triage(
     else:
         levels.extend(level for level in (topic_level, choice_level) if level)
 
-    if accounted.english_share >= ENGLISH_BY_WORDS:
-        # Its words are English words: no need to ask the (slow to load) detector.
-        identified = Identified("en", "English", accounted.english_share, True)
-    elif accounted.word_count and accounted.only_pleasantries:
-        # Names and greetings alone ("Mrs J Whitcombe") are no language: the detector
+    if accounted.english_share >= ENGLISH_BY_WORDS or (
+            accounted.word_count and accounted.only_pleasantries):
+        # Its words are English words: no need to ask the (slow to load) detector. Names
+        # and greetings alone ("Mrs J Whitcombe") are no language either: the detector
         # would guess one (Tagalog) and send it to the safety team as unreadable. Every
-        # language's rules still read it, and nothing in it is answered automatically.
+        # language's rules still read them, and nothing in them is answered automatically.
         identified = Identified("en", "English", accounted.english_share, True)
     else:
         identified = identify(text, accounted.english_share)
