@@ -205,7 +205,10 @@ def page():  # type: ignore[no-untyped-def]
                if m.type == "error" and not re.search(r"status of 4(00|03|29)\b", m.text)
                else None)
         tab.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        tab.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+        # A request the browser itself cancelled (net::ERR_ABORTED: the favicon of a page
+        # navigated away from before it loaded, seen under load) is no failure to load.
+        tab.on("requestfailed", lambda r: problems.append(f"failed: {r.url}")
+               if r.failure != "net::ERR_ABORTED" else None)
         # A page may answer 400 (a refused form, shown again with the reason); nothing it
         # loads may fail.
         tab.on("response", lambda r: problems.append(f"{r.status}: {r.url}")
