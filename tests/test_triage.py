@@ -679,16 +679,27 @@ def test_adding_a_safety_signal_never_lowers_urgency(
     assert RANK[after.urgency] >= max(RANK[before.urgency], RANK[alone.urgency])
 
 
-@pytest.mark.parametrize("passage", ["AAAAAAAAAAAC", "AA:AAAAAAAAAC"])
+@pytest.mark.parametrize("passage", ["AAAAAAAAAAAC", "AA:AAAAAAAAAC", "AAA:AAAAAAAAC"])
 def test_a_passage_in_no_english_words_beside_english_is_not_assessed(passage: str) -> None:
     """Found by Hypothesis: text mailbot could not read was urgent alone, and an English
     sentence put after it made the whole routine. The passage still cannot be read; a
-    word of two letters ("AA") is no English to read it by."""
+    word of two or three letters ("AA", "AAA") beside an unknown one is no English to
+    read it by."""
     alone = tri(passage)
     with_english = tri(f"{passage}\n\nHis dad died last week.")
     assert alone.urgency == with_english.urgency == "urgent"
     assert not with_english.assessed
     assert any("could not be assessed: a passage in" in r for r in with_english.reasons)
+
+
+@pytest.mark.parametrize("passage", ["How do I rebook?", "He is 66.", "Rafal Mazur E1239PL",
+                                     "He's on citalopram 20mg."])
+def test_a_short_english_passage_with_an_unknown_word_is_still_read(passage: str) -> None:
+    """Two English words, one of four letters, or names and numbers beside one: English
+    enough to read, not a passage in a language mailbot cannot assess."""
+    result = tri(f"Can I book a visit for Saturday?\n\n{passage}")
+    assert result.assessed
+    assert not any("could not be assessed" in reason for reason in result.reasons)
 
 
 def test_a_sentence_of_a_text_in_a_language_with_rules_is_no_passage_of_another() -> None:

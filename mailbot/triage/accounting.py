@@ -108,8 +108,12 @@ def account(
             or _a_number(words, p)]
         english += len(english_words)
         # A letter or two ("A: AAAAAAAAJ", "AA:AAAAAAAAAC") is no English to read a
-        # passage by.
-        readable = any(len(words.plains[p]) > 2 for p in english_words)
+        # passage by, nor is one short word ("AAA:AAAAAAAAC") or a number: it takes a
+        # word of four letters, or two words ("he is 66"), unless the rest are names.
+        lengths = [len(words.plains[p]) for p in english_words if not _a_number(words, p)]
+        readable = len(lengths) > 1 or any(n > 3 for n in lengths) or bool(english_words) and all(
+            p in english_words or words.plains[p] in known_names or _capitalised(words, p)
+            for p in positions)
         only_pleasantries = only_pleasantries and all(
             words.stems[p] in accounting.pleasantry_words or looks_like_a_name(words, p, first)
             or words.plains[p] in known_names for p in positions)
@@ -208,20 +212,22 @@ def looks_like_a_name(words: Words, position: int, sentence_start: int) -> bool:
     def written(p: int) -> str:
         return words.text[words.spans[p][0]:words.spans[p][1]]
 
-    def capitalised(p: int) -> bool:
-        w = written(p)
-        return bool(w) and w[0].isupper() and (len(w) == 1 or w[1:].islower())
-
-    if not capitalised(position):
+    if not _capitalised(words, position):
         return False
     if position != sentence_start:
         # An initial counts after a title or a name ("Mrs J. Whitcombe").
         return len(written(position)) > 1 or words.plains[position - 1] in _TITLES or (
-            capitalised(position - 1) and words.stems[position - 1] not in BOUNDARIES)
+            _capitalised(words, position - 1) and words.stems[position - 1] not in BOUNDARIES)
     end = position
     while end + 1 < len(words.stems) and words.stems[end + 1] not in BOUNDARIES:
         end += 1
-    return end - position < 3 and all(capitalised(p) for p in range(position, end + 1))
+    return end - position < 3 and all(_capitalised(words, p) for p in range(position, end + 1))
+
+
+def _capitalised(words: Words, position: int) -> bool:
+    """Written with a capital and then lower case ("Kerry", "J"), as a name is."""
+    w = words.text[words.spans[position][0]:words.spans[position][1]]
+    return bool(w) and w[0].isupper() and (len(w) == 1 or w[1:].islower())
 
 
 def _quote(words: Words, first: int, last: int) -> str:
