@@ -37,12 +37,12 @@ ENQUIRY_CATEGORIES: tuple[str, ...] = (
 CATEGORIES = SAFETY_CATEGORIES + ENQUIRY_CATEGORIES
 # A safety topic chosen on the form gives context to an enquiry about these departments
 # ("Debt" and a request to send money may be pressure on the wing), so a routine text
-# about them never outweighs that choice.
+# about them never outweighs that choice. A dentist's waiting list under "Physical
+# health", or a letter not arrived under "Lack of contact", is not such a case: the text
+# is the department's own question, and its reply is still a draft a person reads.
 RELATED_ENQUIRIES: dict[str, tuple[str, ...]] = {
     "debt": ("money",),
-    "physical_health_medication": ("healthcare_admin",),
     "drugs_alcohol": ("healthcare_admin", "money"),
-    "loss_of_contact": ("phone_pin", "letters", "visits"),
 }
 # A department named in a text is what it is about, before the generic topics it
 # mentions on the way ("housing before release" is resettlement, not release). Among
