@@ -344,6 +344,16 @@ def test_misspellings_and_text_speak_match(text: str, category: str) -> None:
     assert result.is_safer_custody and category in result.categories, result.reasons
 
 
+@pytest.mark.parametrize("word", ["phone", "sleep", "transfer"])
+def test_a_word_is_not_respelt_as_another_form_of_itself(word: str) -> None:
+    """A slip's key ("phonin", "sleepin", "transfered") also catches its own forms by
+    stem; the word it is a slip of stays as written, not turned into that form."""
+    from mailbot.triage.reading import read
+
+    words = read(f"on the {word} today", RULES.spelling, RULES.emoji)
+    assert word in words.plains
+
+
 @pytest.mark.parametrize(
     ("text", "category"),
     [

@@ -78,6 +78,10 @@ def respell(raw: str, spelling: Mapping[str, tuple[str, ...]]) -> tuple[tuple[st
         stemmed = stem(flat)
         if len(stemmed) >= 5:
             replacement = spelling.get("~" + stemmed)
+            if replacement is not None and [stem(w) for w in replacement] == [stemmed]:
+                # Only another form of the word itself ("phone" for the slip "phonin"):
+                # it stays as written, so "=phone" and the vocabularies still know it.
+                replacement = None
     if replacement is None and lower.endswith("'ll") and len(lower) > 4:
         base = flat[:-2]  # "laces'll reach": laces will reach
         return ((stem(base), base), ("will", "will"))
