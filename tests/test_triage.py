@@ -689,7 +689,8 @@ def test_adding_a_safety_signal_never_lowers_urgency(
     assert RANK[after.urgency] >= max(RANK[before.urgency], RANK[alone.urgency])
 
 
-@pytest.mark.parametrize("passage", ["AAAAAAAAAAAC", "AA:AAAAAAAAAC", "AAA:AAAAAAAAC"])
+@pytest.mark.parametrize("passage", ["AAAAAAAAAAAC", "AA:AAAAAAAAAC", "AAA:AAAAAAAAC",
+                                     "AABPE:OGAPRKA"])
 def test_a_passage_in_no_english_words_beside_english_is_not_assessed(passage: str) -> None:
     """Found by Hypothesis: text mailbot could not read was urgent alone, and an English
     sentence put after it made the whole routine. The passage still cannot be read; a
@@ -699,7 +700,7 @@ def test_a_passage_in_no_english_words_beside_english_is_not_assessed(passage: s
     with_english = tri(f"{passage}\n\nHis dad died last week.")
     assert alone.urgency == with_english.urgency == "urgent"
     assert not with_english.assessed
-    assert any("could not be assessed: a passage in" in r for r in with_english.reasons)
+    assert any(r.startswith("could not be assessed") for r in with_english.reasons)
 
 
 @pytest.mark.parametrize("passage", ["How do I rebook?", "He is 66.", "Rafal Mazur E1239PL",
