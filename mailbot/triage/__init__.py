@@ -250,8 +250,9 @@ def triage(
     if not found_foreign and accounted.unreadable and identified.code == "en":
         # A passage in no English words that no language's rules explained (French after
         # an English line): it cannot be assessed, as a whole text in its language could
-        # not, whether the whole is surely English or only probably ("AABPE:OGAPRKA"). A text taken for another language is judged as that text, below ("Preciso
-        # de levar passaporte" in a Portuguese text is no Italian passage).
+        # not, whether the whole is surely English or only probably ("AABPE:OGAPRKA").
+        # A text taken for another language is judged as that text, below ("Preciso de
+        # levar passaporte" in a Portuguese text is no Italian passage).
         part = identify(" ".join(accounted.unreadable), 0.0)
         if not part.english and part.code not in languages:
             assessed = False
