@@ -111,9 +111,10 @@ def account(
         # passage by, nor is one short word ("AAA:AAAAAAAAC") or a number: it takes a
         # word of four letters, or two words ("he is 66"), unless the rest are names.
         lengths = [len(words.plains[p]) for p in english_words if not _a_number(words, p)]
-        readable = len(lengths) > 1 or any(n > 3 for n in lengths) or bool(english_words) and all(
-            p in english_words or words.plains[p] in known_names or _capitalised(words, p)
-            for p in positions)
+        rest_are_names = all(p in english_words or words.plains[p] in known_names
+                             or _capitalised(words, p) for p in positions)
+        readable = len(lengths) > 1 or any(n > 3 for n in lengths) or (
+            bool(english_words) and rest_are_names)
         only_pleasantries = only_pleasantries and all(
             words.stems[p] in accounting.pleasantry_words or looks_like_a_name(words, p, first)
             or words.plains[p] in known_names for p in positions)
