@@ -247,10 +247,12 @@ def triage(
         # every other language's rules read it too.
         read_with(r for r in languages.values() if r is not readers[0])
     assessed = True
-    if not found_foreign and accounted.unreadable and identified.code == "en":
+    if not found_foreign and accounted.unreadable and (
+            identified.code == "en" or accounted.english_share >= 0.7):
         # A passage in no English words that no language's rules explained (French after
         # an English line): it cannot be assessed, as a whole text in its language could
-        # not, whether the whole is surely English or only probably ("AABPE:OGAPRKA").
+        # not, whether the whole is surely English or only probably ("AABPE:OGAPRKA"),
+        # or mostly English words taken for another language ("ABEQR:TDMQTDE").
         # A text taken for another language is judged as that text, below ("Preciso de
         # levar passaporte" in a Portuguese text is no Italian passage).
         part = identify(" ".join(accounted.unreadable), 0.0)
