@@ -110,7 +110,9 @@ def account(
         # A letter or two ("A: AAAAAAAAJ", "AA:AAAAAAAAAC") is no English to read a
         # passage by, nor is one short word ("AAA:AAAAAAAAC") or a number: it takes a
         # word of four letters, or two words ("he is 66"), unless the rest are names.
-        lengths = [len(words.plains[p]) for p in english_words if not _a_number(words, p)]
+        # One letter repeated ("AAAA") is no word either.
+        lengths = [len(words.plains[p]) for p in english_words
+                   if not _a_number(words, p) and len(set(words.plains[p])) > 1]
         rest_are_names = all(p in english_words or words.plains[p] in known_names
                              or _capitalised(words, p) for p in positions)
         readable = len(lengths) > 1 or any(n > 3 for n in lengths) or (
