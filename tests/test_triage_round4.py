@@ -32,3 +32,19 @@ def test_a_few_words_of_another_language_in_english_sentences_hold_it_for_staff(
 ])
 def test_text_speak_typos_dialect_and_names_stay_english(rules, text) -> None:
     assert triage(text, rules=rules).language == "en"
+
+
+@pytest.mark.parametrize("text", [
+    "Sat Sri Akal ji, main apne pati nu milan aana chaunda haan, visit kive book karni hai?",
+    "Sat Sri Akal, mera puttar H wing vich hai, visit kive book karni hai ji? Dhanvaad",
+])
+def test_a_text_taken_for_english_at_low_confidence_in_few_english_words_is_held(
+        rules, text) -> None:
+    result = triage(text, rules=rules)
+    assert result.is_safer_custody and not result.routine
+    assert any("treated as safer custody" in reason for reason in result.reasons)
+
+
+def test_a_short_english_question_with_an_acronym_stays_an_enquiry(rules) -> None:
+    result = triage("Is he eligible for HDC?", rules=rules)
+    assert not result.is_safer_custody
