@@ -691,7 +691,7 @@ def test_adding_a_safety_signal_never_lowers_urgency(
 
 @pytest.mark.parametrize("passage", ["AAAAAAAAAAAC", "AA:AAAAAAAAAC", "AAA:AAAAAAAAC",
                                      "AABPE:OGAPRKA", "ABEQR:TDMQTDE",
-                                     "AAAA:AAAAAAAJ"])
+                                     "AAAA:AAAAAAAJ", "AAAA:Aaaaaaan"])
 def test_a_passage_in_no_english_words_beside_english_is_not_assessed(passage: str) -> None:
     """Found by Hypothesis: text mailbot could not read was urgent alone, and an English
     sentence put after it made the whole routine. The passage still cannot be read; a

@@ -102,17 +102,18 @@ def account(
         positions = [p for p in range(first, last + 1) if words.stems[p] not in BOUNDARIES]
         count += len(positions)
         english_words = [
-            p for p in positions if words.plains[p] in accounting.neutral_words
-            or words.stems[p] in accounting.routine_words
-            or accounting.suspicious(words.stems[p], words.plains[p])
-            or _a_number(words, p)]
+            p for p in positions if not _one_letter_repeated(words.plains[p]) and (
+                words.plains[p] in accounting.neutral_words
+                or words.stems[p] in accounting.routine_words
+                or accounting.suspicious(words.stems[p], words.plains[p])
+                or _a_number(words, p))]
         english += len(english_words)
         # A letter or two ("A: AAAAAAAAJ", "AA:AAAAAAAAAC") is no English to read a
         # passage by, nor is one short word ("AAA:AAAAAAAAC") or a number: it takes a
         # word of four letters, or two words ("he is 66"), unless the rest are names.
-        # One letter repeated ("AAAA") is no word either.
-        lengths = [len(words.plains[p]) for p in english_words
-                   if not _a_number(words, p) and len(set(words.plains[p])) > 1]
+        # One letter repeated ("AAAA"; "AAAA:Aaaaaaan", found by Hypothesis) is no word
+        # either, whatever a word list holds.
+        lengths = [len(words.plains[p]) for p in english_words if not _a_number(words, p)]
         rest_are_names = all(p in english_words or words.plains[p] in known_names
                              or _capitalised(words, p) for p in positions)
         readable = len(lengths) > 1 or any(n > 3 for n in lengths) or (
@@ -231,6 +232,12 @@ def _capitalised(words: Words, position: int) -> bool:
     """Written with a capital and then lower case ("Kerry", "J"), as a name is."""
     w = words.text[words.spans[position][0]:words.spans[position][1]]
     return bool(w) and w[0].isupper() and (len(w) == 1 or w[1:].islower())
+
+
+def _one_letter_repeated(word: str) -> bool:
+    """"aaaa" is in no vocabulary a passage can be read by, whatever a word list holds
+    ("AA", the meetings, is)."""
+    return len(word) > 2 and len(set(word)) == 1
 
 
 def _quote(words: Words, first: int, last: int) -> str:
