@@ -66,10 +66,9 @@ __all__ = [
 
 # Share of a text's words found in the English vocabularies above which it is English.
 ENGLISH_BY_WORDS = 0.85
-# At or above this share a text is mostly English words: a passage nobody can read in it
-# is judged as a passage, whatever the detector says of the whole; below it, a text the
-# detector takes for English only at low confidence is not English enough for an enquiry.
-MOSTLY_ENGLISH_BY_WORDS = 0.7
+# Below this share, a text the detector takes for English only at low confidence is
+# not English enough to treat as an enquiry.
+PROBABLY_ENGLISH_BY_WORDS = 0.75
 
 
 @dataclass(frozen=True)
@@ -252,7 +251,7 @@ def triage(
         read_with(r for r in languages.values() if r is not readers[0])
     assessed = True
     if not found_foreign and accounted.unreadable and (
-            identified.code == "en" or accounted.english_share >= MOSTLY_ENGLISH_BY_WORDS):
+            identified.code == "en" or accounted.english_share >= 0.7):
         # A passage in no English words that no language's rules explained (French after
         # an English line): it cannot be assessed, as a whole text in its language could
         # not, whether the whole is surely English or only probably ("AABPE:OGAPRKA"),
@@ -274,17 +273,18 @@ def triage(
             levels.append(URGENT)
             reasons.append(f"could not be assessed: {identified.name} "
                            "(mailbot has no rules for it)")
+    elif not identified.english and accounted.english_share < PROBABLY_ENGLISH_BY_WORDS:
+        # Romanised Punjabi ("main apne bete nu milan aana chaunda haan, visit kive book
+        # karni hai?") is taken for English at 0.3: with a quarter of its words in no
+        # English vocabulary, it is another language until a person says otherwise.
+        reasons.append(f"language: probably English (confidence "
+                       f"{identified.confidence:.2f}) but {accounted.english_share:.0%} of "
+                       "its words English: treated as safer custody")
+        levels.append(ROUTINE)
     elif not identified.english:
-        unsure = f"language: probably English (confidence {identified.confidence:.2f})"
-        if accounted.english_share < MOSTLY_ENGLISH_BY_WORDS:
-            # Romanised Punjabi ("main apne bete nu milan aana chaunda haan, visit kive
-            # book karni hai?") is taken for English at 0.3: it is another language until
-            # a person says otherwise.
-            reasons.append(f"{unsure} but {accounted.english_share:.0%} of its words "
-                           "English: treated as safer custody")
-            levels.append(ROUTINE)
-        else:
-            reasons.append(f"{unsure}, not sure enough to answer automatically")
+        reasons.append(f"language: probably English (confidence "
+                       f"{identified.confidence:.2f}), not sure enough to answer "
+                       "automatically")
 
     combo_categories = [rule.category for rule, _ in combos]
     # The text says which department an enquiry is for; the topic chosen on the form is

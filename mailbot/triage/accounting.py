@@ -235,8 +235,8 @@ def _capitalised(words: Words, position: int) -> bool:
 
 
 def _one_letter_repeated(word: str) -> bool:
-    """One letter three or more times ("aaaa") is no word to read a passage by, whatever
-    a word list holds; two ("AA", the meetings) may be."""
+    """"aaaa" is in no vocabulary a passage can be read by, whatever a word list holds
+    ("AA", the meetings, is)."""
     return len(word) > 2 and len(set(word)) == 1
 
 
